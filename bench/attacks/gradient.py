@@ -1,0 +1,76 @@
+"""White-box gradient attacks: FGSM and PGD (L_inf and L_2).
+
+PGD keeps, per example, the first iterate that fools the model (checked on the logits the
+step computes anyway), so a restart or a late iterate that un-fools an example never hides
+a success. Only the perturbation carries gradients; model parameters are not differentiated.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.attacks.base import Attack
+from bench.attacks.threat import THREAT_MODELS, Linf
+from bench.registry import ATTACKS
+
+
+def _input_gradient(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    x_adv = x_adv.detach().requires_grad_(True)
+    logits = model(x_adv)
+    loss = F.cross_entropy(logits.float(), y, reduction="sum")
+    (grad,) = torch.autograd.grad(loss, x_adv)
+    return grad, logits.detach()
+
+
+class FGSM(Attack):
+    def perturb(self, model, x, y, eps, generator):
+        grad, _ = _input_gradient(model, x, y)
+        return (x + Linf.project(Linf.step(torch.zeros_like(x), grad, eps), eps)).clamp(0, 1)
+
+
+class PGD(Attack):
+    def perturb(self, model, x, y, eps, generator):
+        threat = THREAT_MODELS[self.threat_model]
+        steps, restarts = int(self.params.get("steps", 20)), int(self.params.get("restarts", 1))
+        size = float(self.params.get("rel_stepsize", 0.1)) * eps
+        best = x.clone()
+        fooled = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+        for _ in range(restarts):
+            delta = threat.random_init(x, eps, generator) if self.params.get("random_start", True) else torch.zeros_like(x)
+            x_adv = (x + delta).clamp(0, 1)
+            for _ in range(steps):
+                grad, logits = _input_gradient(model, x_adv, y)
+                newly = (logits.argmax(1) != y) & ~fooled
+                best[newly] = x_adv[newly]
+                fooled |= newly
+                delta = threat.project(threat.step(x_adv - x, grad, size), eps)
+                x_adv = (x + delta).clamp(0, 1)
+            with torch.no_grad():
+                newly = (model(x_adv).argmax(1) != y) & ~fooled
+            best[newly] = x_adv[newly]
+            fooled |= newly
+            if fooled.all():
+                break
+        best[~fooled] = x_adv[~fooled]
+        return best
+
+
+def _params(steps: int, rel_stepsize: float, restarts: int, random_start: bool) -> dict:
+    return {"steps": steps, "rel_stepsize": rel_stepsize, "restarts": restarts, "random_start": random_start}
+
+
+@ATTACKS.register("fgsm", description="fast gradient sign method, L_inf, one step of size eps (Goodfellow et al. 2015)")
+def fgsm() -> Attack:
+    return FGSM("fgsm", "linf")
+
+
+@ATTACKS.register("pgd", description="projected gradient descent, L_inf, random start, keeps each example's first success (Madry et al. 2018)")
+def pgd(steps: int = 20, rel_stepsize: float = 0.1, restarts: int = 1, random_start: bool = True) -> Attack:
+    return PGD("pgd", "linf", _params(steps, rel_stepsize, restarts, random_start))
+
+
+@ATTACKS.register("pgd_l2", description="projected gradient descent, L_2, random start in the ball, normalised gradient steps")
+def pgd_l2(steps: int = 20, rel_stepsize: float = 0.1, restarts: int = 1, random_start: bool = True) -> Attack:
+    return PGD("pgd_l2", "l2", _params(steps, rel_stepsize, restarts, random_start))

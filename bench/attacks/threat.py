@@ -1,0 +1,62 @@
+"""Threat models as objects: how to start, step and project a perturbation.
+
+One PGD loop serves every norm because the norm-specific parts live here (the design of
+MadryLab's ``robustness.attack_steps``). All perturbations are of images in [0, 1].
+"""
+
+from __future__ import annotations
+
+import torch
+
+_TINY = 1e-12
+
+
+def _flat_norm(t: torch.Tensor, p: float) -> torch.Tensor:
+    return t.flatten(1).norm(p=p, dim=1).view(-1, *([1] * (t.dim() - 1)))
+
+
+class Linf:
+    name = "linf"
+
+    @staticmethod
+    def random_init(x: torch.Tensor, eps: float, generator: torch.Generator | None = None) -> torch.Tensor:
+        return (torch.rand(x.shape, generator=generator, device=x.device) * 2 - 1) * eps
+
+    @staticmethod
+    def step(delta: torch.Tensor, grad: torch.Tensor, size: float) -> torch.Tensor:
+        return delta + size * grad.sign()
+
+    @staticmethod
+    def project(delta: torch.Tensor, eps: float) -> torch.Tensor:
+        return delta.clamp(-eps, eps)
+
+    @staticmethod
+    def norm(delta: torch.Tensor) -> torch.Tensor:
+        return delta.flatten(1).abs().amax(dim=1)
+
+
+class L2:
+    name = "l2"
+
+    @staticmethod
+    def random_init(x: torch.Tensor, eps: float, generator: torch.Generator | None = None) -> torch.Tensor:
+        direction = torch.randn(x.shape, generator=generator, device=x.device)
+        direction = direction / (_flat_norm(direction, 2) + _TINY)
+        radius = torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), generator=generator, device=x.device) ** (1.0 / x[0].numel())
+        return direction * radius * eps
+
+    @staticmethod
+    def step(delta: torch.Tensor, grad: torch.Tensor, size: float) -> torch.Tensor:
+        return delta + size * grad / (_flat_norm(grad, 2) + _TINY)
+
+    @staticmethod
+    def project(delta: torch.Tensor, eps: float) -> torch.Tensor:
+        norm = _flat_norm(delta, 2)
+        return delta * torch.clamp(eps / (norm + _TINY), max=1.0)
+
+    @staticmethod
+    def norm(delta: torch.Tensor) -> torch.Tensor:
+        return delta.flatten(1).norm(p=2, dim=1)
+
+
+THREAT_MODELS = {"linf": Linf, "l2": L2}

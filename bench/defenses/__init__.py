@@ -1,0 +1,5 @@
+"""Defenses: how a model is trained and what pipeline is attacked."""
+
+from bench.defenses.base import CrossEntropy, Defense, Objective, TrainingContext
+
+__all__ = ["CrossEntropy", "Defense", "Objective", "TrainingContext"]

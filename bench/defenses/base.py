@@ -1,0 +1,67 @@
+"""What a defense is to the harness.
+
+A defense decides two things: how its model is trained (an :class:`Objective`, the loss of
+one training step), and what pipeline the attacks see at test time (``wrap``). Defenses
+that only transform inputs of an already-trained model name a ``base`` defense whose model
+they reuse and record it. Register a new one with ``@DEFENSES.register``: the factory
+receives the protocol's ``defenses.<name>`` parameters as keyword arguments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.data.base import ImageDataset
+
+
+@dataclass
+class TrainingContext:
+    """What an objective may need to set itself up: the data, the split, the device, the seed."""
+
+    dataset: ImageDataset
+    train_indices: torch.Tensor
+    device: torch.device
+    seed: int
+    protocol: dict[str, Any] = field(default_factory=dict)
+
+
+class Objective(nn.Module):
+    """The loss of one training step.
+
+    ``forward(model, x, y)`` returns (loss, logits of x, scalar diagnostics for the progress
+    bar and the history). Parameters and buffers the objective owns (e.g. a learned layer
+    mixture) are optimised with the model and saved in every checkpoint.
+    """
+
+    def epoch_summary(self) -> dict[str, Any]:
+        """Diagnostics recorded once per epoch beside the loss (e.g. layer-mixture weights)."""
+        return {}
+
+
+class CrossEntropy(Objective):
+    def forward(self, model, x, y):
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        return loss, logits, {}
+
+
+@dataclass
+class Defense:
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+    base: str | None = None  # defense whose trained model this one wraps (input transformations)
+
+    def objective(self, ctx: TrainingContext) -> Objective:
+        return CrossEntropy()
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        """The pipeline attacked and evaluated; the trained model itself by default."""
+        return model
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "params": self.params, "base": self.base}

@@ -1,0 +1,56 @@
+"""Sanity checks of an evaluation (Carlini et al. 2019; AutoAttack's checks).
+
+Each check returns a flag instead of silently passing: ``{"name", "status": "pass"|"flag",
+"detail", ...numbers}``. Checks never change a result; they say when not to trust it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+def check(name: str, ok: bool, detail: str, **numbers: Any) -> dict[str, Any]:
+    return {"name": name, "status": "pass" if ok else "flag", "detail": detail, **numbers}
+
+
+def adversarial_validity(n_checked: int, n_invalid: int, worst_excess: float) -> dict[str, Any]:
+    return check(
+        "adversarial_examples_valid",
+        n_invalid == 0,
+        "every adversarial example is finite, inside [0, 1] and within eps"
+        if n_invalid == 0
+        else f"{n_invalid} of {n_checked} adversarial examples were invalid and counted as failed attacks",
+        n_checked=n_checked,
+        n_invalid=n_invalid,
+        worst_norm_excess=worst_excess,
+    )
+
+
+def eps_zero_matches_clean(clean_accuracy: float, eps0_accuracy: float | None) -> dict[str, Any] | None:
+    if eps0_accuracy is None:
+        return None
+    ok = abs(clean_accuracy - eps0_accuracy) < 1e-9
+    return check("eps_zero_matches_clean", ok, f"accuracy at eps=0 is {eps0_accuracy:.4f}, clean accuracy {clean_accuracy:.4f}",
+                 clean_accuracy=clean_accuracy, eps0_accuracy=eps0_accuracy)
+
+
+def monotone_in_eps(eps: list[float], independent_accuracy: list[float], tolerance: float = 0.005) -> dict[str, Any]:
+    """Each eps is attacked independently: a larger budget that fools fewer examples means a weak attack."""
+    rises = [(eps[i], eps[i + 1], independent_accuracy[i + 1] - independent_accuracy[i])
+             for i in range(len(eps) - 1) if independent_accuracy[i + 1] > independent_accuracy[i] + tolerance]
+    detail = ("accuracy falls monotonically with eps" if not rises else
+              "accuracy rises with eps at " + ", ".join(f"{a:g}->{b:g} (+{d:.3f})" for a, b, d in rises) +
+              "; the attack is weak or unstable (reported robust accuracy takes the per-example worst case over smaller eps)")
+    return check("monotone_in_eps", not rises, detail, independent_accuracy=independent_accuracy)
+
+
+def validate_adversarial(x: torch.Tensor, x_adv: torch.Tensor, eps: float, norm_fn, rtol: float = 1e-5, atol: float = 1e-6) -> tuple[torch.Tensor, float]:
+    """Boolean mask of valid adversarial examples and the worst norm excess over eps."""
+    finite = torch.isfinite(x_adv.flatten(1)).all(dim=1)
+    bounded = ((x_adv >= 0) & (x_adv <= 1)).flatten(1).all(dim=1)
+    norms = norm_fn(torch.nan_to_num(x_adv - x, nan=float("inf")))
+    within = norms <= eps * (1 + rtol) + atol
+    excess = float((norms - eps).clamp(min=0).max()) if len(norms) else 0.0
+    return finite & bounded & within, excess

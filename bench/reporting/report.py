@@ -1,0 +1,36 @@
+"""``bench report``: records -> ``reports/summary.{md,csv}`` and figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.errors import BenchError
+from bench.reporting import plots
+from bench.reporting.tables import records_frame, summary_table, to_markdown
+
+
+def reference_eps(table) -> dict[tuple[str, str], float]:
+    """The tradeoff plot's eps per (protocol, threat model): the middle of the non-zero grid."""
+    out = {}
+    for (protocol, threat), part in table.groupby(["protocol", "threat_model"]):
+        grid = sorted(e for e in part["eps"].unique() if e > 0) or [0.0]
+        out[(protocol, threat)] = grid[len(grid) // 2]
+    return out
+
+
+def write_report(results_dir: Path, reports_dir: Path) -> list[Path]:
+    frame = records_frame(results_dir)
+    if frame.empty:
+        raise BenchError(f"no result records under {results_dir}; run `bench run` first (or pass --results DIR)")
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    table = summary_table(frame)
+    written = [reports_dir / "summary.csv", reports_dir / "summary.md"]
+    table.to_csv(written[0], index=False)
+    eps_ref = reference_eps(table)
+    header = ("# Robustness summary\n\nAccuracy in percent on the first n test images, mean ± std over seeds. "
+              "Robust accuracy at eps is the per-example worst case over that and every smaller eps. "
+              "\"sanity checks\" lists every flagged check (see the records for numbers).\n\n")
+    written[1].write_text(header + to_markdown(table))
+    written += plots.accuracy_vs_eps(table, reports_dir)
+    written += plots.tradeoff(table, reports_dir, eps_ref)
+    return written

@@ -1,0 +1,177 @@
+"""One ``bench run``: protocol -> data -> model (trained or reused) -> defense -> attacks -> records.
+
+Nothing already computed is recomputed: a finished model is reloaded from its checkpoint
+folder (keyed by a hash of everything its training depends on), an unfinished one resumes,
+and an attack whose record exists for the same protocol hash is skipped unless ``force``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from bench.attacks.base import Attack
+from bench.data.base import ImageDataset, to_float
+from bench.defenses.base import Defense, TrainingContext
+from bench.errors import ConfigError
+from bench.evaluation import AttackOutcome, evaluate_attack
+from bench.models import build_model
+from bench.protocol import Protocol, config_hash
+from bench.records import SCHEMA_VERSION, code_version, environment, record_path, write_json_atomic
+from bench.registry import ATTACKS, DATASETS, DEFENSES
+from bench.training import TrainResult, load_trained, train
+
+
+@dataclass
+class Settings:
+    results_dir: Path = Path("results")
+    checkpoint_dir: Path = Path("checkpoints")
+    device: torch.device | None = None
+    force: bool = False
+    progress: bool = True
+
+    def resolved_device(self) -> torch.device:
+        return self.device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _create(registry, kind: str, name: str, params: dict[str, Any]):
+    entry = registry.get(name)
+    try:
+        return entry.factory(**params)
+    except TypeError as exc:
+        raise ConfigError(f"{kind} {name!r} rejected the parameters {params} from the protocol: {exc}") from None
+
+
+def make_defense(protocol: Protocol, name: str) -> Defense:
+    return _create(DEFENSES, "defense", name, protocol.defense_params(name))
+
+
+def make_attack(protocol: Protocol, name: str) -> Attack:
+    attack = _create(ATTACKS, "attack", name, dict(protocol["attacks"].get(name) or {}))
+    if attack.threat_model not in protocol["threat_models"]:
+        valid = ", ".join(protocol["threat_models"])
+        raise ConfigError(f"attack {name!r} needs an eps grid for threat model {attack.threat_model!r}, "
+                          f"which protocol {protocol.name} does not define (it has: {valid})")
+    return attack
+
+
+def load_data(protocol: Protocol) -> tuple[ImageDataset, torch.Tensor, torch.Tensor]:
+    """The data set and its deterministic train/validation split (indices into the training set)."""
+    cfg = protocol["dataset"]
+    options = {k: v for k, v in cfg.items() if k not in ("name", "val_fraction", "split_seed")}
+    dataset = _create(DATASETS, "dataset", cfg["name"], options)
+    n = len(dataset.train_y)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(int(cfg.get("split_seed", 0))))
+    n_val = int(round(n * float(cfg.get("val_fraction", 0.0))))
+    return dataset, order[n_val:].sort().values, order[:n_val].sort().values
+
+
+def training_key(protocol: Protocol, defense: Defense, seed: int) -> str:
+    return config_hash({"training": protocol.training_config(), "defense": defense.describe(), "seed": seed})
+
+
+def obtain_model(protocol: Protocol, defense: Defense, data, seed: int, settings: Settings) -> tuple[nn.Module, dict[str, Any]]:
+    """The defended pipeline for ``seed``: trained now, resumed, or reloaded from its checkpoint."""
+    if defense.base is not None:
+        base_model, info = obtain_model(protocol, make_defense(protocol, defense.base), data, seed, settings)
+        return defense.wrap(base_model), {**info, "base_defense": defense.base}
+    dataset, train_idx, val_idx = data
+    device = settings.resolved_device()
+    key = training_key(protocol, defense, seed)
+    folder = Path(settings.checkpoint_dir) / protocol.name / defense.name / f"seed{seed}-{key[:12]}"
+    torch.manual_seed(seed)
+    model = build_model(protocol["model"], dataset.channels, dataset.num_classes, dataset.channel_stats())
+    result: TrainResult | None = None if settings.force else load_trained(model, folder, device)
+    trained_now = result is None
+    if result is None:
+        if settings.force:
+            for stale in ("last.pt", "best.pt"):
+                (folder / stale).unlink(missing_ok=True)
+        ctx = TrainingContext(dataset, train_idx, device, seed, protocol.config)
+        if settings.progress:
+            print(f"training {defense.name} (seed {seed}) on {dataset.name}; checkpoints in {folder}")
+        result = train(model, defense.objective(ctx), ctx, val_idx, protocol["training"], folder, settings.progress)
+    elif settings.progress:
+        print(f"reusing trained {defense.name} (seed {seed}) from {folder}")
+    info = {
+        "name": protocol["model"]["name"],
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "training_key": key,
+        "checkpoint": str(folder / "final.pt"),
+        "trained_now": trained_now,
+        "training": result.summary,
+    }
+    return defense.wrap(result.model), info
+
+
+def build_record(protocol: Protocol, defense: Defense, seed: int, attack: Attack, dataset: ImageDataset,
+                 model_info: dict[str, Any], outcome: AttackOutcome, device: torch.device) -> dict[str, Any]:
+    bits = lambda mask: "".join("1" if v else "0" for v in mask.tolist())  # noqa: E731
+    eps_key = lambda eps: f"{eps:g}"  # noqa: E731
+    return {
+        "schema": SCHEMA_VERSION,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "protocol": {"name": protocol.name, "version": protocol.version, "hash": protocol.hash, "source": protocol.source, "config": protocol.config},
+        "defense": defense.describe(),
+        "seed": seed,
+        "attack": {**attack.describe(), "eps": outcome.eps},
+        "dataset": dataset.describe(),
+        "model": model_info,
+        "code": code_version(),
+        "environment": environment(device),
+        "timings": {"train_seconds": model_info["training"]["train_seconds"], "attack_seconds": outcome.seconds},
+        "metrics": {
+            "n_examples": outcome.n,
+            "clean_accuracy": outcome.clean_accuracy(),
+            "robust_accuracy": {eps_key(e): a for e, a in outcome.robust_accuracy().items()},
+            "independent_accuracy": {eps_key(e): a for e, a in zip(outcome.eps, outcome.independent_accuracy)},
+            "per_example": {"clean": bits(outcome.clean_correct), "robust": {eps_key(e): bits(c) for e, c in outcome.robust_correct.items()}},
+        },
+        "checks": outcome.checks,
+    }
+
+
+def run(protocol: Protocol, defense_name: str, attack_names: list[str], seeds: list[int], settings: Settings) -> list[Path]:
+    """Train (or reuse) and attack ``defense_name`` for each seed; returns the records written or reused."""
+    defense = make_defense(protocol, defense_name)
+    attacks = [make_attack(protocol, name) for name in attack_names]  # validate every name before any work
+    device = settings.resolved_device()
+    paths: list[Path] = []
+    data = None
+    for seed in seeds:
+        todo = []
+        for attack in attacks:
+            path = record_path(settings.results_dir, protocol.name, protocol.hash, defense.name, seed, attack.name)
+            paths.append(path)
+            if path.exists() and not settings.force:
+                if settings.progress:
+                    print(f"reusing record {path}")
+            else:
+                todo.append((attack, path))
+        if not todo:
+            continue
+        data = data or load_data(protocol)
+        dataset = data[0]
+        model, model_info = obtain_model(protocol, defense, data, seed, settings)
+        model.eval()
+        n = min(int(protocol["evaluation"]["n_examples"]), len(dataset.test_y))
+        x, y = to_float(dataset.test_x[:n], device), dataset.test_y[:n].to(device)
+        for attack, path in todo:
+            eps_grid = list(protocol["threat_models"][attack.threat_model]["eps"])
+            t0 = time.perf_counter()
+            outcome = evaluate_attack(model, attack, x, y, eps_grid, int(protocol["evaluation"]["batch_size"]), seed, settings.progress)
+            record = build_record(protocol, defense, seed, attack, dataset, model_info, outcome, device)
+            write_json_atomic(path, record)
+            if settings.progress:
+                accs = ", ".join(f"{k}: {v:.3f}" for k, v in record["metrics"]["robust_accuracy"].items())
+                flags = [c["name"] for c in outcome.checks if c["status"] != "pass"]
+                print(f"{defense.name} seed {seed} {attack.name}: clean {outcome.clean_accuracy():.3f} | robust @eps {accs} "
+                      f"| {time.perf_counter() - t0:.1f}s | checks: {'FLAGGED ' + ', '.join(flags) if flags else 'all pass'}")
+                print(f"wrote {path}")
+    return paths
