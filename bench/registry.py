@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import os
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -91,7 +93,13 @@ _plugins_loaded = False
 
 
 def load_plugin_module(module: str) -> None:
-    """Import a user module so that its ``register`` decorators run."""
+    """Import a user module so that its ``register`` decorators run.
+
+    Like ``python -m``, the current directory is searched first, so a ``my_defense.py``
+    next to where ``bench`` runs is found without installing it.
+    """
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         importlib.import_module(module)
     except ImportError as exc:

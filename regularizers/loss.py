@@ -14,10 +14,11 @@ def fisher_g(s: Tensor, eps: float = 1e-5) -> Tensor:
     """g(s) = log(1 + s + eps) - log(1 - s + eps), i.e. 2 artanh(s) made finite at s = +-1.
 
     The Fisher transform stretches similarities near +-1, so errors between, say, 0.95 and
-    0.99 count as much as those near 0. ``s`` is clamped to [-1, 1] first: a cosine can
-    overshoot by rounding, and 1 - s + eps must stay positive.
+    0.99 count as much as those near 0. ``s`` is clamped to [-1 - eps/2, 1 + eps/2]: a
+    cosine can overshoot +-1 by rounding and 1 - s + eps must stay positive, while at exactly
+    +-1 (identical images) the gradient must survive, which a clamp to [-1, 1] would kill.
     """
-    s = s.clamp(-1.0, 1.0)
+    s = s.clamp(-1.0 - eps / 2, 1.0 + eps / 2)
     return torch.log1p(s + eps) - torch.log1p(-s + eps)
 
 

@@ -1,0 +1,98 @@
+import os
+
+import pytest
+import torch
+
+from bench.attacks.threat import L2, Linf
+from bench.evaluation import evaluate_attack, predict
+from bench.registry import ATTACKS
+
+
+@pytest.mark.parametrize("threat", [Linf, L2])
+def test_threat_model_projection_and_init_stay_in_the_ball(threat):
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(16, 1, 28, 28, generator=g)
+    for eps in (0.0, 0.1, 2.0):
+        d = threat.random_init(x, eps, g)
+        assert (threat.norm(d) <= eps + 1e-6).all()
+        big = torch.randn(16, 1, 28, 28, generator=g) * 10
+        assert (threat.norm(threat.project(big, eps)) <= eps * (1 + 1e-6) + 1e-7).all()
+
+
+@pytest.mark.parametrize("name", ["fgsm", "pgd", "pgd_l2"])
+def test_attacks_return_valid_examples_and_eps_zero_is_identity(trained_cnn, eval_batch, name):
+    attack = ATTACKS.create(name, **({} if name == "fgsm" else {"steps": 5}))
+    threat = {"linf": Linf, "l2": L2}[attack.threat_model]
+    x, y = eval_batch
+    g = torch.Generator().manual_seed(0)
+    eps = 0.1 if attack.threat_model == "linf" else 1.0
+    adv = attack.perturb(trained_cnn, x, y, eps, g)
+    assert torch.isfinite(adv).all() and adv.min() >= 0 and adv.max() <= 1
+    assert (threat.norm(adv - x) <= eps * (1 + 1e-5) + 1e-6).all()
+    assert torch.equal(attack.perturb(trained_cnn, x, y, 0.0, g), x)
+
+
+def test_pgd_beats_fgsm_and_accuracy_falls_with_eps(trained_cnn, eval_batch):
+    x, y = eval_batch
+    grid = [0.0, 0.05, 0.2]
+    pgd = evaluate_attack(trained_cnn, ATTACKS.create("pgd", steps=5), x, y, grid, 120, seed=0)
+    fgsm = evaluate_attack(trained_cnn, ATTACKS.create("fgsm"), x, y, grid, 120, seed=0)
+    assert pgd.clean_accuracy() > 0.9
+    p, f = pgd.robust_accuracy(), fgsm.robust_accuracy()
+    assert p[0.0] == pgd.clean_accuracy()
+    for eps in grid[1:]:
+        assert p[eps] <= f[eps]
+    assert p[0.2] < 0.2 < p[0.05]
+    assert all(c["status"] == "pass" for c in pgd.checks), pgd.checks
+
+
+def test_pgd_is_at_least_as_strong_as_foolbox(trained_cnn, eval_batch):
+    """Cross-check against an independent implementation on the same model and data."""
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    import foolbox as fb
+
+    x, y = eval_batch
+    eps = 0.1
+    fmodel = fb.PyTorchModel(trained_cnn, bounds=(0, 1))
+    _, _, success = fb.attacks.LinfPGD(steps=20, rel_stepsize=0.1)(fmodel, x, y, epsilons=eps)
+    theirs = 1 - success.float().mean().item()
+    ours = evaluate_attack(trained_cnn, ATTACKS.create("pgd", steps=20), x, y, [eps], 120, seed=0).robust_accuracy()[eps]
+    assert ours <= theirs + 0.02, (ours, theirs)
+
+
+def test_invalid_adversarial_examples_are_flagged_and_never_count(trained_cnn, eval_batch):
+    from bench.attacks.base import Attack
+
+    class Cheating(Attack):
+        def perturb(self, model, x, y, eps, generator):
+            return (x + 3 * eps).clamp(0, 1) if eps > 0 else x  # leaves the eps-ball
+
+    x, y = eval_batch
+    out = evaluate_attack(trained_cnn, Cheating("cheat", "linf"), x, y, [0.0, 0.2], 120, seed=0)
+    flags = {c["name"]: c for c in out.checks}
+    assert flags["adversarial_examples_valid"]["status"] == "flag"
+    assert flags["adversarial_examples_valid"]["n_invalid"] > 0
+    assert out.robust_accuracy()[0.2] == out.clean_accuracy()  # invalid ones count as failed attacks
+
+
+def test_monotonicity_check_flags_an_attack_weaker_at_larger_eps(trained_cnn, eval_batch):
+    from bench.attacks.base import Attack
+    from bench.attacks.gradient import PGD
+
+    class Erratic(Attack):
+        def perturb(self, model, x, y, eps, generator):
+            if eps > 0.15:
+                return x  # gives up at large eps
+            return PGD("pgd", "linf", {"steps": 5}).perturb(model, x, y, eps, generator)
+
+    x, y = eval_batch
+    out = evaluate_attack(trained_cnn, Erratic("erratic", "linf"), x, y, [0.0, 0.1, 0.2], 120, seed=0)
+    flags = {c["name"]: c for c in out.checks}
+    assert flags["monotone_in_eps"]["status"] == "flag"
+    acc = out.robust_accuracy()
+    assert acc[0.2] == acc[0.1] < out.clean_accuracy()  # worst case carried over from the smaller eps
+
+
+def test_predict_runs_in_batches(trained_cnn, eval_batch):
+    x, _ = eval_batch
+    assert torch.equal(predict(trained_cnn, x, 7), predict(trained_cnn, x, 200))

