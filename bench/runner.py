@@ -87,6 +87,7 @@ def obtain_model(protocol: Protocol, defense: Defense, data, seed: int, settings
     folder = Path(settings.checkpoint_dir) / protocol.name / defense.name / f"seed{seed}-{key[:12]}"
     torch.manual_seed(seed)
     model = build_model(protocol["model"], dataset.channels, dataset.num_classes, dataset.channel_stats())
+    defense.prepare(model)
     result: TrainResult | None = None if settings.force else load_trained(model, folder, device)
     trained_now = result is None
     if result is None:

@@ -51,14 +51,15 @@ def unrank_pairs(t: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _condition(block: Tensor, reg_range: str, th: float) -> Tensor:
-    a = block.abs()
+    # Single-comparison forms of the definitions (S finite): positive "S > th or |S| < th" is
+    # "S > -th and S != th"; negative "S < -th or |S| < th" is "S < th and S != -th".
     if reg_range == "high":
-        return a > th
+        return block.abs() > th
     if reg_range == "low":
-        return a < th
+        return block.abs() < th
     if reg_range == "positive":
-        return (block > th) | (a < th)
-    return (block < -th) | (a < th)  # negative
+        return (block > -th) & (block != th)
+    return (block < th) & (block != -th)  # negative
 
 
 class PairSampler:
@@ -111,37 +112,36 @@ class PairSampler:
             raise ValueError("similarity contains NaN or inf")
         self._build(similarity.detach().to("cpu", torch.float32), rejection_density)
 
-    def _blocks(self, s: Tensor):
-        n = self.num_images
-        step = max(1, _BLOCK_ELEMENTS // n)
-        cols = torch.arange(n)
-        for r0 in range(0, n, step):
-            r1 = min(n, r0 + step)
-            upper = cols[None, :] > torch.arange(r0, r1)[:, None]
-            yield r0, _condition(s[r0:r1], self.reg_range, float(self.th)) & upper
-
     def _build(self, s: Tensor, rejection_density: float) -> None:
-        packed, count = [], 0
-        for _, cond in self._blocks(s):
-            count += int(cond.sum())
-            packed.append(np.packbits(cond.numpy(), axis=1))
+        """One pass over blocks of rows: count, bit-pack, and keep the indices while the set
+        is still small enough for index mode."""
+        n, th = self.num_images, float(self.th)  # type: ignore[arg-type]
+        cap = rejection_density * self.total_pairs
+        step = max(1, _BLOCK_ELEMENTS // n)
+        packed, rows, cols, count = [], [], [], 0
+        for r0 in range(0, n, step):
+            cond = _condition(s[r0 : r0 + step], self.reg_range, th).triu_(r0 + 1).numpy()  # j > i only
+            count += int(np.count_nonzero(cond))
+            packed.append(np.packbits(cond, axis=1))
+            if count < cap:
+                r, c = np.nonzero(cond)
+                rows.append((r + r0).astype(np.int32))
+                cols.append(c.astype(np.int32))
+            else:
+                rows, cols = [], []
         if count == 0:
             raise ValueError(
                 f"reg_range={self.reg_range!r} with th={self.th} selects no pair i < j of the "
                 f"{self.num_images} images; choose another threshold or reg_range"
             )
         self.num_pairs = count
-        if self.density >= rejection_density:
+        if count >= cap:
             self.mode = "rejection"
             self._bits = torch.from_numpy(np.concatenate(packed, axis=0))
-            return
-        self.mode = "index"
-        rows, cols = [], []
-        for r0, cond in self._blocks(s):
-            r, c = cond.nonzero(as_tuple=True)
-            rows.append((r + r0).to(torch.int32))
-            cols.append(c.to(torch.int32))
-        self._rows, self._cols = torch.cat(rows), torch.cat(cols)
+        else:
+            self.mode = "index"
+            self._rows = torch.from_numpy(np.concatenate(rows))
+            self._cols = torch.from_numpy(np.concatenate(cols))
 
     @property
     def density(self) -> float:

@@ -17,6 +17,7 @@ def _flat_norm(t: torch.Tensor, p: float) -> torch.Tensor:
 
 class Linf:
     name = "linf"
+    bounded = True
 
     @staticmethod
     def random_init(x: torch.Tensor, eps: float, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -37,6 +38,7 @@ class Linf:
 
 class L2:
     name = "l2"
+    bounded = True
 
     @staticmethod
     def random_init(x: torch.Tensor, eps: float, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -59,4 +61,23 @@ class L2:
         return delta.flatten(1).norm(p=2, dim=1)
 
 
-THREAT_MODELS = {"linf": Linf, "l2": L2}
+class Corruption:
+    """Random corruptions (noise): the grid's "eps" is a noise level, not a norm budget."""
+
+    bounded = False
+
+    def __init__(self, name: str):
+        self.name = name
+
+    @staticmethod
+    def norm(delta: torch.Tensor) -> torch.Tensor:
+        return delta.flatten(1).abs().amax(dim=1)  # reported only; never checked against eps
+
+
+THREAT_MODELS = {
+    "linf": Linf,
+    "l2": L2,
+    "gaussian_noise": Corruption("gaussian_noise"),  # level = std of additive Gaussian noise
+    "uniform_noise": Corruption("uniform_noise"),  # level = half-width of additive uniform noise
+    "salt_pepper": Corruption("salt_pepper"),  # level = fraction of pixels set to 0 or 1
+}

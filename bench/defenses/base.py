@@ -1,9 +1,14 @@
 """What a defense is to the harness.
 
-A defense decides two things: how its model is trained (an :class:`Objective`, the loss of
-one training step), and what pipeline the attacks see at test time (``wrap``). Defenses
-that only transform inputs of an already-trained model name a ``base`` defense whose model
-they reuse and record it. Register a new one with ``@DEFENSES.register``: the factory
+A defense decides how its model is built and trained (``prepare`` may change the model,
+e.g. install a fixed first layer; ``objective`` is the loss of one training step) and what
+pipeline is deployed at test time (``wrap``). Defenses that only transform the inputs of an
+already-trained model name a ``base`` defense whose model they reuse, and record it.
+
+Attacks compute gradients on ``attack_view(pipeline)``, and the result is re-scored on the
+pipeline itself. A pipeline that is not differentiable, or is randomised, exposes an
+``attack_view()`` method returning its adaptive surrogate (BPDA, EOT); see
+``bench.defenses.transforms``. Register a new one with ``@DEFENSES.register``: the factory
 receives the protocol's ``defenses.<name>`` parameters as keyword arguments.
 """
 
@@ -59,9 +64,18 @@ class Defense:
     def objective(self, ctx: TrainingContext) -> Objective:
         return CrossEntropy()
 
+    def prepare(self, model: nn.Module) -> None:
+        """Change the freshly built model before training or loading (default: nothing)."""
+
     def wrap(self, model: nn.Module) -> nn.Module:
         """The pipeline attacked and evaluated; the trained model itself by default."""
         return model
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "params": self.params, "base": self.base}
+
+
+def attack_view(pipeline: nn.Module) -> nn.Module:
+    """The module attacks differentiate: the pipeline's own adaptive view, or the pipeline."""
+    view = getattr(pipeline, "attack_view", None)
+    return view() if callable(view) else pipeline

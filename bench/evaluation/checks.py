@@ -46,11 +46,18 @@ def monotone_in_eps(eps: list[float], independent_accuracy: list[float], toleran
     return check("monotone_in_eps", not rises, detail, independent_accuracy=independent_accuracy)
 
 
-def validate_adversarial(x: torch.Tensor, x_adv: torch.Tensor, eps: float, norm_fn, rtol: float = 1e-5, atol: float = 1e-6) -> tuple[torch.Tensor, float]:
-    """Boolean mask of valid adversarial examples and the worst norm excess over eps."""
+def validate_adversarial(x: torch.Tensor, x_adv: torch.Tensor, eps: float, threat, rtol: float = 1e-5, atol: float = 1e-6) -> tuple[torch.Tensor, float]:
+    """Boolean mask of valid adversarial examples and the worst norm excess over eps.
+
+    Valid: the right shape, finite, inside [0, 1], and (for norm-bounded threat models)
+    within eps up to float rounding."""
+    if x_adv.shape != x.shape:
+        raise ValueError(f"attack returned shape {tuple(x_adv.shape)} for inputs of shape {tuple(x.shape)}")
     finite = torch.isfinite(x_adv.flatten(1)).all(dim=1)
-    bounded = ((x_adv >= 0) & (x_adv <= 1)).flatten(1).all(dim=1)
-    norms = norm_fn(torch.nan_to_num(x_adv - x, nan=float("inf")))
+    inside = ((x_adv >= 0) & (x_adv <= 1)).flatten(1).all(dim=1)
+    if not threat.bounded:
+        return finite & inside, 0.0
+    norms = threat.norm(torch.nan_to_num(x_adv - x, nan=float("inf")))
     within = norms <= eps * (1 + rtol) + atol
     excess = float((norms - eps).clamp(min=0).max()) if len(norms) else 0.0
-    return finite & bounded & within, excess
+    return finite & inside & within, excess

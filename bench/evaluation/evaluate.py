@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from bench.attacks.base import Attack
 from bench.attacks.threat import THREAT_MODELS
+from bench.defenses.base import attack_view
 from bench.evaluation import checks
 
 
@@ -57,9 +58,14 @@ def evaluate_attack(
     seed: int,
     progress: bool = False,
 ) -> AttackOutcome:
-    """Attack ``model`` (put in eval mode here) on float images ``x`` in [0, 1] at each eps."""
+    """Attack ``model`` (put in eval mode here) on float images ``x`` in [0, 1] at each eps.
+
+    Gradients are taken on ``attack_view(model)`` (BPDA/EOT surrogates of non-differentiable
+    or randomised pipelines); every adversarial example is re-scored on ``model`` itself.
+    """
     start = time.perf_counter()
     model.eval()
+    surrogate = attack_view(model).eval()
     threat = THREAT_MODELS[attack.threat_model]
     clean_correct = predict(model, x, batch_size) == y
     worst = clean_correct.clone()
@@ -73,8 +79,8 @@ def evaluate_attack(
         idx = clean_correct.nonzero().flatten()
         for chunk in idx.split(batch_size):
             xb, yb = x[chunk], y[chunk]
-            x_adv = attack.perturb(model, xb, yb, float(eps), generator).detach()
-            valid, excess = checks.validate_adversarial(xb, x_adv, float(eps), threat.norm)
+            x_adv = attack.perturb(surrogate, xb, yb, float(eps), generator).detach()
+            valid, excess = checks.validate_adversarial(xb, x_adv, float(eps), threat)
             n_checked += len(chunk)
             n_invalid += int((~valid).sum())
             worst_excess = max(worst_excess, excess)

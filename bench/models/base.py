@@ -27,13 +27,18 @@ class Normalize(nn.Module):
 
 
 class Classifier(nn.Module):
-    """``net(normalize(x))``; exposes the net's taps under their submodule paths."""
+    """``net(frontend(normalize(x)))``; exposes the net's taps under their submodule paths.
+
+    ``frontend`` is the identity unless a defense installs a fixed input layer (e.g. a
+    low-pass or Gabor filter bank) before training.
+    """
 
     def __init__(self, net: nn.Module, mean: Sequence[float], std: Sequence[float]):
         super().__init__()
         self.normalize = Normalize(mean, std)
+        self.frontend: nn.Module = nn.Identity()
         self.net = net
         self.taps: dict[str, str] = {name: f"net.{path}" for name, path in getattr(net, "taps", {}).items()}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(self.normalize(x))
+        return self.net(self.frontend(self.normalize(x)))

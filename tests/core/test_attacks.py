@@ -35,7 +35,7 @@ def test_attacks_return_valid_examples_and_eps_zero_is_identity(trained_cnn, eva
 def test_pgd_beats_fgsm_and_accuracy_falls_with_eps(trained_cnn, eval_batch):
     x, y = eval_batch
     grid = [0.0, 0.05, 0.2]
-    pgd = evaluate_attack(trained_cnn, ATTACKS.create("pgd", steps=5), x, y, grid, 120, seed=0)
+    pgd = evaluate_attack(trained_cnn, ATTACKS.create("pgd", steps=8, rel_stepsize=0.25), x, y, grid, 120, seed=0)
     fgsm = evaluate_attack(trained_cnn, ATTACKS.create("fgsm"), x, y, grid, 120, seed=0)
     assert pgd.clean_accuracy() > 0.9
     p, f = pgd.robust_accuracy(), fgsm.robust_accuracy()
