@@ -21,9 +21,11 @@ from bench.data.base import ImageDataset, to_float
 from bench.defenses.base import Defense, TrainingContext
 from bench.errors import ConfigError
 from bench.evaluation import AttackOutcome, evaluate_attack
+from bench.evaluation.aggregate import model_summary
+from bench.evaluation.model_checks import model_checks
 from bench.models import build_model
 from bench.protocol import Protocol, config_hash
-from bench.records import SCHEMA_VERSION, code_version, environment, record_path, write_json_atomic
+from bench.records import SCHEMA_VERSION, code_version, environment, read_record, record_path, summary_path, write_json_atomic
 from bench.registry import ATTACKS, DATASETS, DEFENSES
 from bench.training import TrainResult, load_trained, train
 
@@ -111,17 +113,25 @@ def obtain_model(protocol: Protocol, defense: Defense, data, seed: int, settings
     return defense.wrap(result.model), info
 
 
+SURROGATE_SEED_OFFSET = 1000  # transfer surrogates are baselines of another seed, never the target itself
+
+
 def build_record(protocol: Protocol, defense: Defense, seed: int, attack: Attack, dataset: ImageDataset,
-                 model_info: dict[str, Any], outcome: AttackOutcome, device: torch.device) -> dict[str, Any]:
+                 model_info: dict[str, Any], outcome: AttackOutcome, device: torch.device,
+                 extra_checks: list[dict[str, Any]], surrogate_info: dict[str, Any] | None) -> dict[str, Any]:
     bits = lambda mask: "".join("1" if v else "0" for v in mask.tolist())  # noqa: E731
     eps_key = lambda eps: f"{eps:g}"  # noqa: E731
+    attack_info = {**attack.describe(), "eps": outcome.eps}
+    if surrogate_info is not None:
+        attack_info["surrogate"] = surrogate_info
     return {
         "schema": SCHEMA_VERSION,
+        "kind": "attack",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "protocol": {"name": protocol.name, "version": protocol.version, "hash": protocol.hash, "source": protocol.source, "config": protocol.config},
         "defense": defense.describe(),
         "seed": seed,
-        "attack": {**attack.describe(), "eps": outcome.eps},
+        "attack": attack_info,
         "dataset": dataset.describe(),
         "model": model_info,
         "code": code_version(),
@@ -132,10 +142,30 @@ def build_record(protocol: Protocol, defense: Defense, seed: int, attack: Attack
             "clean_accuracy": outcome.clean_accuracy(),
             "robust_accuracy": {eps_key(e): a for e, a in outcome.robust_accuracy().items()},
             "independent_accuracy": {eps_key(e): a for e, a in zip(outcome.eps, outcome.independent_accuracy)},
+            "rank": outcome.rank_metrics(),
+            "minimal_perturbation": outcome.minimal_perturbation(dataset.test_x[0].numel()),
             "per_example": {"clean": bits(outcome.clean_correct), "robust": {eps_key(e): bits(c) for e, c in outcome.robust_correct.items()}},
         },
-        "checks": outcome.checks,
+        "checks": outcome.checks + extra_checks,
     }
+
+
+def write_model_summary(record_file: Path) -> dict[str, Any]:
+    """Recompute the per-model worst case and cross-attack checks from every record beside ``record_file``."""
+    records = [read_record(p) for p in sorted(record_file.parent.glob("*.json")) if p != summary_path(record_file)]
+    first = records[0]
+    summary = {
+        "schema": SCHEMA_VERSION,
+        "kind": "model_summary",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "protocol": {"name": first["protocol"]["name"], "hash": first["protocol"]["hash"]},
+        "defense": first["defense"],
+        "seed": first["seed"],
+        "attacks": sorted(r["attack"]["name"] for r in records),
+        **model_summary(records),
+    }
+    write_json_atomic(summary_path(record_file), summary)
+    return summary
 
 
 def run(protocol: Protocol, defense_name: str, attack_names: list[str], seeds: list[int], settings: Settings) -> list[Path]:
@@ -162,17 +192,34 @@ def run(protocol: Protocol, defense_name: str, attack_names: list[str], seeds: l
         model, model_info = obtain_model(protocol, defense, data, seed, settings)
         model.eval()
         n = min(int(protocol["evaluation"]["n_examples"]), len(dataset.test_y))
+        batch_size = int(protocol["evaluation"]["batch_size"])
         x, y = to_float(dataset.test_x[:n], device), dataset.test_y[:n].to(device)
+        pipeline_checks = model_checks(model, x, y, dataset.num_classes, batch_size, seed)
+        surrogate, surrogate_info = None, None
         for attack, path in todo:
+            if attack.needs_surrogate and surrogate is None:
+                surrogate_seed = seed + SURROGATE_SEED_OFFSET
+                surrogate, info = obtain_model(protocol, make_defense(protocol, "baseline"), data, surrogate_seed, settings)
+                surrogate_info = {"defense": "baseline", "seed": surrogate_seed, "checkpoint": info["checkpoint"]}
+            attack.surrogate = surrogate.eval() if attack.needs_surrogate else None
             eps_grid = list(protocol["threat_models"][attack.threat_model]["eps"])
+            m = min(int(attack.params.get("n_examples") or n), n)
             t0 = time.perf_counter()
-            outcome = evaluate_attack(model, attack, x, y, eps_grid, int(protocol["evaluation"]["batch_size"]), seed, settings.progress)
-            record = build_record(protocol, defense, seed, attack, dataset, model_info, outcome, device)
+            outcome = evaluate_attack(model, attack, x[:m], y[:m], eps_grid, batch_size, seed, settings.progress)
+            record = build_record(protocol, defense, seed, attack, dataset, model_info, outcome, device, pipeline_checks,
+                                  surrogate_info if attack.needs_surrogate else None)
             write_json_atomic(path, record)
             if settings.progress:
                 accs = ", ".join(f"{k}: {v:.3f}" for k, v in record["metrics"]["robust_accuracy"].items())
-                flags = [c["name"] for c in outcome.checks if c["status"] != "pass"]
+                flags = [c["name"] for c in record["checks"] if c["status"] != "pass"]
                 print(f"{defense.name} seed {seed} {attack.name}: clean {outcome.clean_accuracy():.3f} | robust @eps {accs} "
                       f"| {time.perf_counter() - t0:.1f}s | checks: {'FLAGGED ' + ', '.join(flags) if flags else 'all pass'}")
                 print(f"wrote {path}")
+        summary = write_model_summary(todo[0][1])
+        if settings.progress:
+            for threat, by_eps in summary["worst_case"].items():
+                print(f"worst case over {len(summary['attacks'])} attack(s), {threat}: "
+                      + ", ".join(f"{eps}: {v['accuracy']:.3f}" for eps, v in by_eps.items()))
+            for c in summary["cross_attack_checks"]:
+                print(f"check {c['name']}: {c['status']} ({c['detail']})")
     return paths

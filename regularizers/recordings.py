@@ -3,29 +3,27 @@
 Format: one NumPy ``.npz`` file per recording scan (``np.savez(path, responses=..., ...)``,
 or :func:`save_recording`), with the keys
 
-==================== ============================== =========================================
-key                  shape, dtype                   meaning
-==================== ============================== =========================================
-``responses``        [images, neurons], float       response of each neuron to each image
-                                                    (e.g. trial-averaged deconvolved
-                                                    activity); required
-``repeats``          [repeats, M, neurons], float   optional single-trial responses to M
-                                                    repeated images, for reliability weights
-                                                    w = sigma / eta; M = images unless
-                                                    ``repeat_image_index`` is given
-``repeat_image_index`` [M], int                     optional: which rows of ``responses`` the
-                                                    repeats show (e.g. Li et al.'s 100
-                                                    "oracle" images of 5100, 10 repeats each)
-``images``           [images, H, W], uint8 or       the stimuli, grayscale (uint8 0-255, or
-                     float in [0, 1]                float in [0, 1])
-``image_ids``        [images], int                  instead of ``images``: indices of the
-                                                    stimuli in the training set
-==================== ============================== =========================================
+- ``responses`` (required): [images, neurons], float. The response of each neuron to each
+  image, e.g. trial-averaged deconvolved activity.
+- ``repeats`` (optional): [repeats, M, neurons], float, at least 2 repeats. Single-trial
+  responses to M repeated images, used for the per-neuron reliability weights
+  w = sigma / eta. M must equal the number of images unless ``repeat_image_index`` is given.
+- ``repeat_image_index`` (optional, with ``repeats``): [M], int. Which rows of
+  ``responses`` the repeats show (e.g. Li et al.'s 100 "oracle" images of 5100, shown 10
+  times each).
+- ``images``: [images, H, W], uint8 (0-255) or float in [0, 1]. The grayscale stimuli.
+- ``image_ids``: [images], int. Instead of ``images``: the stimuli's indices in the
+  training set.
 
 Exactly one of ``images`` and ``image_ids`` is required. Several files (several scans,
 each with its own neurons) must show the same images in the same order; their similarity
-matrices are averaged. Every check raises ``ValueError`` naming the file, the key, and what
-was expected and found.
+matrices are averaged. Other keys are rejected (a misspelt key would otherwise be ignored
+silently). Every check raises ``ValueError`` naming the file, the key, and what was expected
+and found. Use::
+
+    rec = load_recordings(["scan1.npz", "scan2.npz"], num_train_images=len(train_x))
+    images = rec.resolve_images(train_x_float)   # float [N, C, H, W] in [0, 1]
+    reg = SimilarityRegularizer.from_similarity(images, rec.similarity(), tap_names=model.taps, alpha=20)
 """
 
 from __future__ import annotations

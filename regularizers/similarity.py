@@ -70,7 +70,7 @@ class CNNSimilarity(nn.Module):
                 self._buffers[f"running_mean_{k}"] = torch.empty_like(state_dict[key], device=ref.device)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def _centred(self, k: int, f: Tensor, first_update: bool) -> Tensor:
+    def _centred(self, k: int, f: Tensor) -> Tensor:
         if f.dim() < 2:
             raise ValueError(f"tap {self.tap_names[k]!r}: features must be [2k, C, ...], got shape {tuple(f.shape)}")
         f = f.float()
@@ -87,10 +87,10 @@ class CNNSimilarity(nn.Module):
         if self.training:
             with torch.no_grad():
                 batch_mean = f.detach().mean(dim=[d for d in range(f.dim()) if d != 1])
-                if first_update and self.mean_init == "first":
-                    mu.copy_(batch_mean)
-                else:
-                    mu.mul_(self.beta).add_(batch_mean, alpha=1.0 - self.beta)
+                ema = self.beta * mu + (1.0 - self.beta) * batch_mean
+                if self.mean_init == "first":  # branch on the device: no host sync per step
+                    ema = torch.where(self.num_updates.to(mu.device) == 0, batch_mean, ema)
+                mu.copy_(ema)
         return f - mu.view(1, channels, *([1] * (f.dim() - 2)))
 
     def per_tap(self, features: Mapping[str, Tensor]) -> Tensor:
@@ -102,10 +102,9 @@ class CNNSimilarity(nn.Module):
         if len(rows) != 1 or next(iter(rows)) % 2 != 0 or next(iter(rows)) == 0:
             raise ValueError(f"every tap needs the same even number 2k > 0 of rows, got {sorted(rows)}")
         k = next(iter(rows)) // 2
-        first_update = int(self.num_updates) == 0
         sims = []
         for idx, name in enumerate(self.tap_names):
-            c = self._centred(idx, features[name], first_update).flatten(1)
+            c = self._centred(idx, features[name]).flatten(1)
             sims.append(F.cosine_similarity(c[:k], c[k:], dim=1, eps=1e-8))
         if self.training:
             self.num_updates += 1

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from bench.defenses.base import Defense
-from bench.defenses.transforms import (GaussianBlur, check_int, check_number, check_odd_size, check_positive,
+from bench.defenses.transforms import (GaussianBlur, check_bool, check_int, check_number, check_odd_size, check_positive,
                                        default_kernel_size, depthwise_conv)
 from bench.errors import ConfigError
 from bench.registry import DEFENSES
@@ -98,14 +98,12 @@ def gabor_frontend(orientations: int = 4, phases: int = 2, frequencies: Sequence
     if not isinstance(frequencies, (list, tuple)) or not 1 <= len(frequencies) <= 4:
         raise ConfigError(f"defense {name!r}: parameter 'frequencies' must be a list of 1 to 4 numbers in (0, 0.5] "
                           f"(cycles per pixel); got {frequencies!r}")
-    if not isinstance(include_lowpass, bool):
-        raise ConfigError(f"defense {name!r}: parameter 'include_lowpass' must be true or false; got {include_lowpass!r}")
     params: dict[str, Any] = {
         "orientations": check_int(name, "orientations", orientations, 1, 16),
         "phases": check_int(name, "phases", phases, 1, 4),
         "frequencies": [check_number(name, "frequencies", f, 0.0, 0.5, low_open=True) for f in frequencies],
         "kernel_size": check_odd_size(name, "kernel_size", kernel_size, minimum=3),
         "sigma": check_positive(name, "sigma", sigma),
-        "include_lowpass": include_lowpass,
+        "include_lowpass": check_bool(name, "include_lowpass", include_lowpass),
     }
     return FrontendDefense(name, params, frontend=lambda channels: GaborFrontend(channels, gabor_bank(**params)))

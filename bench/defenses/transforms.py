@@ -312,6 +312,12 @@ def check_choice(defense: str, param: str, value: Any, choices: Iterable[str]) -
     return value
 
 
+def check_bool(defense: str, param: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _reject(defense, param, "true or false", value)
+    return value
+
+
 def check_base(defense: str, base: Any) -> str:
     """A registered defense other than this one, whose trained model the transform wraps."""
     names = [n for n in DEFENSES.names() if n != defense]

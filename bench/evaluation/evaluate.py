@@ -1,14 +1,21 @@
 """Evaluation: clean accuracy, and robust accuracy of a pipeline under one attack per eps.
 
-Protocol per eps: the attack runs on every clean-correct example, each returned image is
-validated (invalid ones count as failed attacks and are flagged) and re-scored on the
-pipeline in eval mode. The reported robust accuracy at eps takes the per-example worst case
-over this and every smaller eps (an example fooled within a smaller ball is fooled within a
-larger one); the independent per-eps figures feed the monotonicity check.
+Budget attacks run at every eps of the grid on every clean-correct example; minimal-norm
+attacks run once and each example counts as broken at every eps at or above the norm of
+the smallest adversarial found. Every returned image is validated (invalid ones count as
+failed attacks and are flagged) and re-scored on the deployed pipeline in eval mode. The
+reported robust accuracy at eps takes the per-example worst case over this and every
+smaller eps (an example fooled within a smaller ball is fooled within a larger one); the
+independent per-eps figures feed the monotonicity check.
+
+Beside top-1, every eps gets the rank metrics of Brama & Grinshpoun: top-5 accuracy and the
+mean reciprocal rank of the true class. Examples misclassified when clean are not attacked;
+their rank is that of the clean input.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,15 +33,21 @@ from bench.evaluation import checks
 @dataclass
 class AttackOutcome:
     eps: list[float]
-    clean_correct: torch.Tensor  # bool [n]
+    clean_ranks: torch.Tensor  # long [n]: rank of the true class on clean inputs (1 = top-1)
+    ranks: dict[float, torch.Tensor]  # eps -> long [n]: rank under the attack at that eps
     robust_correct: dict[float, torch.Tensor]  # eps -> bool [n], worst case over eps' <= eps
     independent_accuracy: list[float]
+    minimal_norms: torch.Tensor | None = None  # float [n]: 0 if clean-misclassified, inf if not broken
     checks: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
+    def clean_correct(self) -> torch.Tensor:
+        return self.clean_ranks == 1
+
+    @property
     def n(self) -> int:
-        return int(self.clean_correct.numel())
+        return int(self.clean_ranks.numel())
 
     def clean_accuracy(self) -> float:
         return self.clean_correct.float().mean().item()
@@ -42,10 +55,63 @@ class AttackOutcome:
     def robust_accuracy(self) -> dict[float, float]:
         return {eps: c.float().mean().item() for eps, c in self.robust_correct.items()}
 
+    def rank_metrics(self) -> dict[str, Any]:
+        def summary(r: torch.Tensor) -> dict[str, float]:
+            return {"top5": (r <= 5).float().mean().item(), "mrr": (1.0 / r.float()).mean().item()}
+
+        return {"clean": summary(self.clean_ranks), "adversarial": {f"{e:g}": summary(r) for e, r in self.ranks.items()}}
+
+    def minimal_perturbation(self, dims: int) -> dict[str, Any] | None:
+        """Median minimal perturbation over all n examples (Li et al.), and the reference's
+        median ||delta||^2 / D (Attias et al., L2 attacks); ``None`` where the median is unbroken."""
+        if self.minimal_norms is None:
+            return None
+        norms = self.minimal_norms
+        median = norms.median().item()
+        sq = (norms**2 / dims).median().item()
+        return {
+            "median": None if math.isinf(median) else median,
+            "median_sq_per_dim": None if math.isinf(sq) else sq,
+            "n_broken": int((torch.isfinite(norms) & (norms > 0)).sum()),
+            "n_unbroken": int(torch.isinf(norms).sum()),
+        }
+
+
+def true_class_rank(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """1 + the number of classes scored strictly above the true class."""
+    true = logits.gather(1, y.view(-1, 1))
+    return (logits > true).sum(dim=1) + 1
+
 
 @torch.no_grad()
+def logits_of(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    return torch.cat([model(x[i : i + batch_size]).float() for i in range(0, len(x), batch_size)])
+
+
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-    return torch.cat([model(x[i : i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+    return logits_of(model, x, batch_size).argmax(1)
+
+
+def attacked_model(pipeline: nn.Module, attack: Attack) -> nn.Module:
+    """What the attack is given: the adaptive view for gradient attacks, the pipeline for query attacks."""
+    return (attack_view(pipeline) if attack.needs_gradients else pipeline).eval()
+
+
+class _Validator:
+    """Counts and neutralises invalid adversarial examples (they become failed attacks)."""
+
+    def __init__(self, threat):
+        self.threat, self.checked, self.invalid, self.excess = threat, 0, 0, 0.0
+
+    def __call__(self, x: torch.Tensor, x_adv: torch.Tensor, eps: float) -> torch.Tensor:
+        valid, excess = checks.validate_adversarial(x, x_adv, eps, self.threat)
+        self.checked += len(x)
+        self.invalid += int((~valid).sum())
+        self.excess = max(self.excess, excess)
+        return torch.where(valid.view(-1, *[1] * (x.dim() - 1)), x_adv, x)
+
+    def check(self) -> dict[str, Any]:
+        return checks.adversarial_validity(self.checked, self.invalid, self.excess)
 
 
 def evaluate_attack(
@@ -58,42 +124,52 @@ def evaluate_attack(
     seed: int,
     progress: bool = False,
 ) -> AttackOutcome:
-    """Attack ``model`` (put in eval mode here) on float images ``x`` in [0, 1] at each eps.
-
-    Gradients are taken on ``attack_view(model)`` (BPDA/EOT surrogates of non-differentiable
-    or randomised pipelines); every adversarial example is re-scored on ``model`` itself.
-    """
+    """Attack ``model`` (put in eval mode here) on float images ``x`` in [0, 1] at each eps."""
     start = time.perf_counter()
     model.eval()
-    surrogate = attack_view(model).eval()
-    threat = THREAT_MODELS[attack.threat_model]
-    clean_correct = predict(model, x, batch_size) == y
-    worst = clean_correct.clone()
-    robust: dict[float, torch.Tensor] = {}
-    independent: list[float] = []
-    n_checked = n_invalid = 0
-    worst_excess = 0.0
+    target = attacked_model(model, attack)
+    validator = _Validator(THREAT_MODELS[attack.threat_model])
+    clean_ranks = true_class_rank(logits_of(model, x, batch_size), y)
+    clean_correct = clean_ranks == 1
+    idx = clean_correct.nonzero().flatten()
     generator = torch.Generator(device=x.device).manual_seed(seed)
-    for eps in tqdm(eps_grid, desc=f"{attack.name}", leave=False, disable=None if progress else True, unit="eps"):
-        still = clean_correct.clone()
-        idx = clean_correct.nonzero().flatten()
+    grid = [float(e) for e in eps_grid]
+    ranks: dict[float, torch.Tensor] = {}
+    minimal_norms = None
+
+    if attack.kind == "minimal":
+        adv_ranks = clean_ranks.clone()
+        norms = torch.zeros(len(y), device=x.device)
         for chunk in idx.split(batch_size):
-            xb, yb = x[chunk], y[chunk]
-            x_adv = attack.perturb(surrogate, xb, yb, float(eps), generator).detach()
-            valid, excess = checks.validate_adversarial(xb, x_adv, float(eps), threat)
-            n_checked += len(chunk)
-            n_invalid += int((~valid).sum())
-            worst_excess = max(worst_excess, excess)
-            x_adv = torch.where(valid.view(-1, *[1] * (x.dim() - 1)), x_adv, xb)
-            still[chunk] = predict(model, x_adv, batch_size) == yb
-        independent.append(still.float().mean().item())
-        worst &= still
-        robust[float(eps)] = worst.clone()
-    outcome = AttackOutcome(list(map(float, eps_grid)), clean_correct, robust, independent)
-    outcome.checks = [c for c in (
-        checks.adversarial_validity(n_checked, n_invalid, worst_excess),
-        checks.eps_zero_matches_clean(outcome.clean_accuracy(), independent[eps_grid.index(0)] if 0 in eps_grid else None),
-        checks.monotone_in_eps(outcome.eps, independent),
-    ) if c is not None]
+            x_adv = validator(x[chunk], attack.minimize(target, x[chunk], y[chunk], generator).detach(), math.inf)
+            adv_ranks[chunk] = true_class_rank(logits_of(model, x_adv, batch_size), y[chunk])
+            fooled = adv_ranks[chunk] != 1
+            norm = THREAT_MODELS[attack.threat_model].norm(x_adv - x[chunk])
+            norms[chunk] = torch.where(fooled, norm, torch.full_like(norm, math.inf))
+        minimal_norms = norms.cpu()
+        for eps in grid:
+            broken = norms <= eps + 1e-12
+            ranks[eps] = torch.where(broken, adv_ranks, clean_ranks)
+    else:
+        for eps in tqdm(grid, desc=attack.name, leave=False, disable=None if progress else True, unit="eps"):
+            ranks[eps] = clean_ranks.clone()
+            for chunk in idx.split(batch_size):
+                x_adv = attack.perturb(target, x[chunk], y[chunk], eps, generator).detach()
+                x_adv = validator(x[chunk], x_adv, eps)
+                ranks[eps][chunk] = true_class_rank(logits_of(model, x_adv, batch_size), y[chunk])
+
+    independent = [(ranks[e] == 1).float().mean().item() for e in grid]
+    worst = clean_correct.clone()
+    robust = {}
+    for eps in grid:
+        worst &= ranks[eps] == 1
+        robust[eps] = worst.clone().cpu()
+    outcome = AttackOutcome(grid, clean_ranks.cpu(), {e: r.cpu() for e, r in ranks.items()}, robust, independent, minimal_norms)
+    found = [
+        validator.check(),
+        checks.eps_zero_matches_clean(outcome.clean_accuracy(), independent[grid.index(0.0)] if 0.0 in grid else None),
+        None if attack.kind == "minimal" else checks.monotone_in_eps(grid, independent),
+    ]
+    outcome.checks = [c for c in found if c is not None]
     outcome.seconds = time.perf_counter() - start
     return outcome

@@ -49,8 +49,15 @@ def read_record(path: Path) -> dict[str, Any]:
     return data
 
 
+SUMMARY_NAME = "summary.json"  # per-model worst case and cross-attack checks, beside the attack records
+
+
+def summary_path(attack_record: Path) -> Path:
+    return attack_record.parent / SUMMARY_NAME
+
+
 def iter_records(results_dir: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """Every record under ``results_dir`` (hidden temporary files are skipped)."""
+    """Every attack record under ``results_dir`` (model summaries and temporary files are skipped)."""
     for path in sorted(Path(results_dir).rglob("*.json")):
-        if not path.name.startswith("."):
+        if not path.name.startswith(".") and path.name != SUMMARY_NAME:
             yield path, read_record(path)

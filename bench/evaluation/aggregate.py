@@ -1,0 +1,91 @@
+"""Across the attacks of one model: the per-example worst case and the cross-attack checks.
+
+Inputs are result records (dicts) of one (protocol hash, defense, seed). Robust accuracy
+reported per attack is only an upper bound; the worst case over all attacks run, example by
+example, is the honest figure (METHODS.md section 7, item 7). The checks flag the symptoms
+of gradient masking: an iterative attack weaker than a single step, and a black-box attack
+(which sees no gradients) stronger than the white-box ones.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from bench.evaluation.checks import check
+
+TOLERANCE = 0.01  # accuracy difference below which two attacks count as equally strong
+
+
+def _bits(rec: dict[str, Any], eps: str) -> str | None:
+    return rec["metrics"]["per_example"]["robust"].get(eps)
+
+
+def worst_case(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """threat model -> eps -> {accuracy, n_examples, attacks}: an example is robust only if it
+    survived every attack that evaluated it at that eps."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    by_threat: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for rec in records:
+        by_threat[rec["attack"]["threat_model"]].append(rec)
+    for threat, recs in sorted(by_threat.items()):
+        grid = sorted({eps for rec in recs for eps in rec["metrics"]["per_example"]["robust"]}, key=float)
+        out[threat] = {}
+        for eps in grid:
+            covering = [(rec["attack"]["name"], _bits(rec, eps)) for rec in recs if _bits(rec, eps) is not None]
+            n = max(len(bits) for _, bits in covering)
+            robust = [all(bits[i] == "1" for _, bits in covering if i < len(bits)) for i in range(n)]
+            out[threat][eps] = {"accuracy": sum(robust) / n, "n_examples": n, "attacks": sorted(name for name, _ in covering)}
+    return out
+
+
+def _accuracy(rec: dict[str, Any]) -> dict[str, float]:
+    return rec["metrics"]["robust_accuracy"]
+
+
+def _weaker(strong: dict[str, Any], weak: dict[str, Any]) -> list[tuple[str, float, float]]:
+    """Eps values where ``strong`` (expected stronger) leaves more accuracy than ``weak``."""
+    a, b = _accuracy(strong), _accuracy(weak)
+    return [(eps, a[eps], b[eps]) for eps in a if eps in b and a[eps] > b[eps] + TOLERANCE]
+
+
+def cross_attack_checks(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    found = []
+    by_name = {rec["attack"]["name"]: rec for rec in records}
+    if "pgd" in by_name and "fgsm" in by_name:
+        bad = _weaker(by_name["pgd"], by_name["fgsm"])
+        found.append(check(
+            "iterative_beats_single_step", not bad,
+            "PGD leaves no more accuracy than FGSM at any eps" if not bad else
+            "PGD leaves more accuracy than FGSM at " + ", ".join(f"eps {e} ({100 * p:.1f} % vs {100 * f:.1f} %)" for e, p, f in bad)
+            + ": the iterative attack is failing (masked gradients or a bad step size)",
+            violations=[{"eps": e, "pgd": p, "fgsm": f} for e, p, f in bad],
+        ))
+    for threat in sorted({rec["attack"]["threat_model"] for rec in records}):
+        recs = [rec for rec in records if rec["attack"]["threat_model"] == threat]
+        white = [rec for rec in recs if rec["attack"].get("needs_gradients", True)]
+        black = [rec for rec in recs if not rec["attack"].get("needs_gradients", True)]
+        if not white or not black:
+            continue
+        violations = []
+        for b in black:
+            for eps, acc_black in _accuracy(b).items():
+                white_accs = [_accuracy(w)[eps] for w in white if eps in _accuracy(w)]
+                if white_accs and min(white_accs) > acc_black + TOLERANCE:
+                    violations.append({"eps": eps, "black_box": b["attack"]["name"], "black_box_accuracy": acc_black,
+                                       "best_white_box_accuracy": min(white_accs)})
+        found.append(check(
+            f"white_box_beats_black_box_{threat}", not violations,
+            "no gradient-free attack beats the best gradient attack" if not violations else
+            "; ".join(f"{v['black_box']} at eps {v['eps']}: {100 * v['black_box_accuracy']:.1f} % vs best white-box "
+                      f"{100 * v['best_white_box_accuracy']:.1f} %" for v in violations)
+            + ": gradients are misleading (gradient masking suspected)",
+            violations=violations,
+        ))
+    return found
+
+
+def model_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Worst case and every check (per attack, per model, cross-attack) of one model."""
+    per_attack = [{**c, "attack": rec["attack"]["name"]} for rec in records for c in rec.get("checks", [])]
+    return {"worst_case": worst_case(records), "cross_attack_checks": cross_attack_checks(records), "attack_checks": per_attack}
