@@ -96,7 +96,7 @@ def obtain_model(protocol: Protocol, defense: Defense, data, seed: int, settings
         if settings.force:
             for stale in ("last.pt", "best.pt"):
                 (folder / stale).unlink(missing_ok=True)
-        ctx = TrainingContext(dataset, train_idx, device, seed, protocol.config)
+        ctx = TrainingContext(dataset, train_idx, device, seed, protocol.config, model)
         if settings.progress:
             print(f"training {defense.name} (seed {seed}) on {dataset.name}; checkpoints in {folder}")
         result = train(model, defense.objective(ctx), ctx, val_idx, protocol["training"], folder, settings.progress)

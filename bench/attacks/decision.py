@@ -25,6 +25,7 @@ import contextlib
 import math
 import os
 import warnings
+from abc import abstractmethod
 from typing import Any, Iterable, Iterator
 
 import torch
@@ -37,38 +38,40 @@ from bench.registry import ATTACKS
 # --- parameter checks -----------------------------------------------------------------------
 
 
-def _reject(attack: str, name: str, value: Any, accepted: str) -> ConfigError:
+def param_error(attack: str, name: str, value: Any, accepted: str) -> ConfigError:
     return ConfigError(f"attack {attack!r}: parameter {name!r} = {value!r} is invalid; accepted: {accepted}")
 
 
 def int_param(attack: str, name: str, value: Any, minimum: int = 1) -> int:
     """``value`` as an int >= ``minimum`` (bools and floats are refused: 100.0 steps is a typo)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise _reject(attack, name, value, f"an integer >= {minimum}")
+        raise param_error(attack, name, value, f"an integer >= {minimum}")
     return value
 
 
 def float_param(attack: str, name: str, value: Any, *, low: float = 0.0, low_inclusive: bool = False,
-                high: float | None = None) -> float:
-    """``value`` as a finite float in (low, high] (or [low, high] with ``low_inclusive``)."""
+                high: float | None = None, high_inclusive: bool = True) -> float:
+    """``value`` as a finite float in the interval from ``low`` to ``high`` (open at ``low`` by default)."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value >= low if low_inclusive else value > low) and (high is None or value <= high)
+    ok = ok and (value >= low if low_inclusive else value > low)
+    ok = ok and (high is None or (value <= high if high_inclusive else value < high))
     if not ok:
-        bounds = f"{'[' if low_inclusive else '('}{low:g}, {'inf)' if high is None else f'{high:g}]'}"
-        raise _reject(attack, name, value, f"a finite number in {bounds}")
+        upper = "inf)" if high is None else f"{high:g}{']' if high_inclusive else ')'}"
+        bounds = f"{'[' if low_inclusive else '('}{low:g}, {upper}"
+        raise param_error(attack, name, value, f"a finite number in {bounds}")
     return float(value)
 
 
 def choice_param(attack: str, name: str, value: Any, choices: Iterable[str]) -> str:
     choices = list(choices)
     if value not in choices:
-        raise _reject(attack, name, value, "one of " + ", ".join(map(repr, choices)))
+        raise param_error(attack, name, value, "one of " + ", ".join(map(repr, choices)))
     return value
 
 
 def bool_param(attack: str, name: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise _reject(attack, name, value, "true or false")
+        raise param_error(attack, name, value, "true or false")
     return value
 
 
@@ -125,8 +128,9 @@ def import_foolbox():
 class _DecisionAttack(MinimalAttack):
     needs_gradients = False
 
+    @abstractmethod
     def _foolbox_attack(self, fb):
-        raise NotImplementedError
+        """The configured foolbox MinimizationAttack."""
 
     def minimize(self, model, x, y, generator):
         fb = import_foolbox()
@@ -189,19 +193,20 @@ def _hsj(name: str, threat_model: str, steps: int, initial_gradient_eval_steps: 
               "max_gradient_eval_steps": int_param(name, "max_gradient_eval_steps", max_gradient_eval_steps),
               "gamma": float_param(name, "gamma", gamma)}
     if params["max_gradient_eval_steps"] < params["initial_gradient_eval_steps"]:
-        raise _reject(name, "max_gradient_eval_steps", max_gradient_eval_steps,
+        raise param_error(name, "max_gradient_eval_steps", max_gradient_eval_steps,
                       f"an integer >= initial_gradient_eval_steps ({initial_gradient_eval_steps})")
     return HopSkipJump(name, threat_model, params)
 
 
-@ATTACKS.register("hsj", description="HopSkipJump, L_2 minimal, decision-based (Chen et al. 2020; foolbox), 20 steps by default")
-def hsj(steps: int = 20, initial_gradient_eval_steps: int = 100, max_gradient_eval_steps: int = 1000, gamma: float = 1.0) -> MinimalAttack:
+@ATTACKS.register("hsj", description="HopSkipJump, L_2 minimal, decision-based (Chen et al. 2020; foolbox), 10 steps by default")
+def hsj(steps: int = 10, initial_gradient_eval_steps: int = 100, max_gradient_eval_steps: int = 1000, gamma: float = 1.0) -> MinimalAttack:
     """Foolbox's defaults are 64 steps and up to 10000 queries per gradient estimate; step k costs about
-    100 * sqrt(k) forward passes of the batch, so 20 steps (about 6000 passes) is the CPU-sane default."""
+    100 * sqrt(k) forward passes of the batch, so 10 steps (about 2500 passes) is the CPU-sane default;
+    raise ``steps`` on a GPU."""
     return _hsj("hsj", "l2", steps, initial_gradient_eval_steps, max_gradient_eval_steps, gamma)
 
 
-@ATTACKS.register("hsj_linf", description="HopSkipJump, L_inf minimal, decision-based (Chen et al. 2020; foolbox), 20 steps by default")
-def hsj_linf(steps: int = 20, initial_gradient_eval_steps: int = 100, max_gradient_eval_steps: int = 1000, gamma: float = 1.0) -> MinimalAttack:
+@ATTACKS.register("hsj_linf", description="HopSkipJump, L_inf minimal, decision-based (Chen et al. 2020; foolbox), 10 steps by default")
+def hsj_linf(steps: int = 10, initial_gradient_eval_steps: int = 100, max_gradient_eval_steps: int = 1000, gamma: float = 1.0) -> MinimalAttack:
     """As ``hsj`` with foolbox's ``constraint="linf"``."""
     return _hsj("hsj_linf", "linf", steps, initial_gradient_eval_steps, max_gradient_eval_steps, gamma)

@@ -26,13 +26,14 @@ from bench.data.base import ImageDataset
 
 @dataclass
 class TrainingContext:
-    """What an objective may need to set itself up: the data, the split, the device, the seed."""
+    """What an objective may need to set itself up: the data, the split, the device, the seed, the model."""
 
     dataset: ImageDataset
     train_indices: torch.Tensor
     device: torch.device
     seed: int
     protocol: dict[str, Any] = field(default_factory=dict)
+    model: nn.Module | None = None
 
 
 class Objective(nn.Module):
