@@ -28,8 +28,12 @@ def write_report(results_dir: Path, reports_dir: Path) -> list[Path]:
     table.to_csv(written[0], index=False)
     eps_ref = reference_eps(table)
     header = ("# Robustness summary\n\nAccuracy in percent on the first n test images, mean ± std over seeds. "
-              "Robust accuracy at eps is the per-example worst case over that and every smaller eps. "
-              "\"sanity checks\" lists every flagged check (see the records for numbers).\n\n")
+              "Robust accuracy at eps is the per-example worst case over that and every smaller eps; the **worst case** "
+              "row of a defense takes, example by example, the worst over every attack run on it (the honest figure). "
+              "Top-5 and MRR (mean reciprocal rank of the true class) are under attack at that eps. "
+              "\"sanity checks\" lists every flagged check of METHODS section 7 (see the records for their numbers); "
+              "a flagged row is not to be trusted. \"[simulated V1]\" marks neural_sim trained on the simulated V1 "
+              "stand-in, not on neural recordings.\n\n")
     written[1].write_text(header + to_markdown(table))
     written += plots.accuracy_vs_eps(table, reports_dir)
     written += plots.tradeoff(table, reports_dir, eps_ref)

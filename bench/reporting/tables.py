@@ -1,67 +1,103 @@
-"""Aggregate records into tables with pandas: mean +- std over seeds."""
+"""Aggregate records into tables with pandas: mean +- std over seeds.
+
+Rows come from every attack record, plus one "worst case" row per (model, threat model, eps):
+the per-example worst case over all attacks run on that model, recomputed from the records
+(never trusted from a stale summary). Sanity flags of a model, per attack and across
+attacks, travel with its rows.
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from pathlib import Path
 
 import pandas as pd
 
+from bench.evaluation.aggregate import cross_attack_checks, worst_case
 from bench.records import iter_records
 
 KEYS = ["protocol", "protocol_hash", "defense", "attack", "threat_model", "eps"]
+WORST = "worst case"
+
+
+def defense_label(rec: dict) -> str:
+    """The defense as reports show it: its base for input transformations, SIMULATED when the target is."""
+    d = rec["defense"]
+    label = d["name"] + (f"({d['base']})" if d.get("base") else "")
+    return label + (" [simulated V1]" if d.get("simulated") else "")
+
+
+def _flags(checks: list[dict]) -> list[str]:
+    return [c["name"] for c in checks if c["status"] != "pass"]
 
 
 def records_frame(results_dir: Path) -> pd.DataFrame:
-    """One row per (record, eps): the long format every table and plot starts from."""
+    """One row per (record, eps), plus worst-case rows: the long format every table and plot starts from."""
     rows = []
+    models: dict[tuple, list[dict]] = defaultdict(list)
     for path, rec in iter_records(results_dir):
+        models[(rec["protocol"]["hash"], defense_label(rec), rec["seed"])].append(rec)
         metrics = rec["metrics"]
-        flags = [c["name"] for c in rec.get("checks", []) if c["status"] != "pass"]
+        ranks = metrics.get("rank", {}).get("adversarial", {})
         for eps, acc in metrics["robust_accuracy"].items():
             rows.append({
-                "protocol": rec["protocol"]["name"],
-                "protocol_hash": rec["protocol"]["hash"][:12],
-                "defense": rec["defense"]["name"] + (f"({rec['defense']['base']})" if rec["defense"].get("base") else ""),
-                "attack": rec["attack"]["name"],
-                "threat_model": rec["attack"]["threat_model"],
-                "eps": float(eps),
-                "seed": rec["seed"],
-                "n_examples": metrics["n_examples"],
-                "clean_accuracy": metrics["clean_accuracy"],
-                "robust_accuracy": acc,
-                "flags": ";".join(flags),
-                "record": str(path),
+                "protocol": rec["protocol"]["name"], "protocol_hash": rec["protocol"]["hash"][:12],
+                "defense": defense_label(rec), "attack": rec["attack"]["name"], "threat_model": rec["attack"]["threat_model"],
+                "eps": float(eps), "seed": rec["seed"], "n_examples": metrics["n_examples"],
+                "clean_accuracy": metrics["clean_accuracy"], "robust_accuracy": acc,
+                "top5": ranks.get(eps, {}).get("top5"), "mrr": ranks.get(eps, {}).get("mrr"),
+                "flags": ";".join(_flags(rec.get("checks", []))), "record": str(path),
             })
+    for (_, label, seed), recs in models.items():
+        model_flags = ";".join(_flags(cross_attack_checks(recs)))
+        clean = max(r["metrics"]["clean_accuracy"] for r in recs if r["metrics"]["n_examples"] == max(x["metrics"]["n_examples"] for x in recs))
+        for threat, by_eps in worst_case(recs).items():
+            for eps, w in by_eps.items():
+                rows.append({
+                    "protocol": recs[0]["protocol"]["name"], "protocol_hash": recs[0]["protocol"]["hash"][:12], "defense": label,
+                    "attack": WORST, "threat_model": threat, "eps": float(eps), "seed": seed, "n_examples": w["n_examples"],
+                    "clean_accuracy": clean, "robust_accuracy": w["accuracy"], "top5": None, "mrr": None,
+                    "flags": model_flags, "record": "over: " + ", ".join(w["attacks"]),
+                })
     return pd.DataFrame(rows)
 
 
 def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Clean and robust accuracy per protocol, defense, attack and eps, mean and std over seeds."""
-    grouped = frame.groupby(KEYS, sort=True)
-    table = grouped.agg(
+    """Clean and robust accuracy (and rank metrics) per protocol, defense, attack and eps, mean and std over seeds."""
+    table = frame.groupby(KEYS, sort=True).agg(
         seeds=("seed", "nunique"),
         n_examples=("n_examples", "first"),
         clean_mean=("clean_accuracy", "mean"),
         clean_std=("clean_accuracy", "std"),
         robust_mean=("robust_accuracy", "mean"),
         robust_std=("robust_accuracy", "std"),
+        top5_mean=("top5", "mean"),
+        mrr_mean=("mrr", "mean"),
         flags=("flags", lambda s: ";".join(sorted({f for v in s for f in v.split(";") if f}))),
     ).reset_index()
-    return table.fillna({"clean_std": 0.0, "robust_std": 0.0})
+    table = table.fillna({"clean_std": 0.0, "robust_std": 0.0})
+    # worst-case rows last within each (protocol, defense, threat model)
+    table["_worst"] = table["attack"] == WORST
+    return table.sort_values(["protocol", "protocol_hash", "defense", "threat_model", "_worst", "attack", "eps"]).drop(columns="_worst").reset_index(drop=True)
 
 
 def _pm(mean: float, std: float, seeds: int) -> str:
     return f"{100 * mean:.1f}" if seeds < 2 else f"{100 * mean:.1f} ± {100 * std:.1f}"
 
 
+def _pct(value) -> str:
+    return "" if value is None or pd.isna(value) else f"{100 * value:.1f}"
+
+
 def to_markdown(table: pd.DataFrame) -> str:
     """A Markdown table in percent; sanity-check flags shown per row."""
-    head = ["protocol", "defense", "attack", "eps", "seeds", "n", "clean %", "robust %", "sanity checks"]
+    head = ["protocol", "defense", "attack", "eps", "seeds", "n", "clean %", "robust %", "top-5 %", "MRR %", "sanity checks"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in table.itertuples():
+        attack = f"**{r.attack}** ({r.threat_model})" if r.attack == WORST else f"{r.attack} ({r.threat_model})"
         lines.append("| " + " | ".join([
-            f"{r.protocol} ({r.protocol_hash})", r.defense, f"{r.attack} ({r.threat_model})", f"{r.eps:g}", str(r.seeds),
-            str(r.n_examples), _pm(r.clean_mean, r.clean_std, r.seeds), _pm(r.robust_mean, r.robust_std, r.seeds),
+            f"{r.protocol} ({r.protocol_hash})", r.defense, attack, f"{r.eps:g}", str(r.seeds), str(r.n_examples),
+            _pm(r.clean_mean, r.clean_std, r.seeds), _pm(r.robust_mean, r.robust_std, r.seeds), _pct(r.top5_mean), _pct(r.mrr_mean),
             "FLAG: " + r.flags.replace(";", ", ") if r.flags else "pass",
         ]) + " |")
     return "\n".join(lines) + "\n"
