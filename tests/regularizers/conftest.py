@@ -3,21 +3,10 @@
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
-
-# This directory is named like the package. Under pytest's default import mode `tests/` is
-# on sys.path (it holds a conftest.py), so `import regularizers` would find this folder as a
-# namespace package before setuptools' editable-install finder gets asked. With the project
-# root on sys.path the real (regular) package wins.
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
 
 @pytest.fixture(autouse=True)
 def one_thread():

@@ -1,0 +1,76 @@
+"""Training-step cost of each similarity regulariser relative to ``baseline``, in one run.
+
+Reference batch sizes: 64 classification images; the regularisers add one pair batch of
+16 pairs (32 images) through the same network, so the ideal ratio is 96 / 64 = 1.5x.
+Prints JSON: seconds per step (median over repeats) per model and defense, and the ratios.
+
+    python benchmarks/train_step.py [--models small_cnn resnet18] [--steps 10] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import torch
+
+from bench.data import load_dataset
+from bench.defenses.base import CrossEntropy, TrainingContext
+from bench.models import build_model
+from bench.registry import DEFENSES
+
+
+def time_steps(model, objective, x, y, steps: int, warmup: int = 2) -> float:
+    params = list(model.parameters()) + list(objective.parameters())
+    opt = torch.optim.SGD(params, lr=0.01, momentum=0.9)
+    model.train()
+    objective.train()
+    times = []
+    for i in range(warmup + steps):
+        t0 = time.perf_counter()
+        loss, _, _ = objective(model, x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if x.device.type == "cuda":
+            torch.cuda.synchronize()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+", default=["small_cnn", "resnet18"])
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--n-images", type=int, default=2000)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    data = load_dataset("mnist_digits")
+    x = data.train_x[: args.batch].float().div(255).to(device)
+    y = data.train_y[: args.batch].to(device)
+    out = {"device": torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or platform.machine(),
+           "threads": args.threads, "batch": args.batch, "pairs_per_batch": 16, "ideal_ratio": 1.5, "results": {}}
+    for name in args.models:
+        torch.manual_seed(0)
+        model = build_model({"name": name}, 1, 10, data.channel_stats()).to(device)
+        ctx = TrainingContext(data, torch.arange(args.n_images), device, 0, {"training": {"augment": "none"}}, model)
+        timings = {"baseline": time_steps(model, CrossEntropy(), x, y, args.steps)}
+        for defense in ("pixel_sim", "neural_sim"):
+            objective = DEFENSES.create(defense, n_images=args.n_images).objective(ctx).to(device)
+            timings[defense] = time_steps(model, objective, x, y, args.steps)
+        out["results"][name] = {
+            "seconds_per_step": timings,
+            "ratio_to_baseline": {k: v / timings["baseline"] for k, v in timings.items() if k != "baseline"},
+        }
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
