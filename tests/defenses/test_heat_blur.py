@@ -19,6 +19,7 @@ from defense_fixtures import one_thread  # noqa: F401  (autouse)
 def test_heatmaps_are_normalised_deterministic_per_image_and_on_the_digit(trained_cnn, eval_batch, attribution):
     x = eval_batch[0][:24]
     heat_blur = DEFENSES.create("heat_blur", attribution=attribution, smoothgrad_samples=4).wrap(trained_cnn).transform
+    grads_before = [None if p.grad is None else p.grad.clone() for p in trained_cnn.parameters()]
     with torch.no_grad():  # scoring runs under no_grad: the attribution must enable gradients itself
         heat = heat_blur.heatmap(x)
     assert heat.shape == (24, 1, 28, 28) and torch.isfinite(heat).all()
@@ -26,7 +27,9 @@ def test_heatmaps_are_normalised_deterministic_per_image_and_on_the_digit(traine
     torch.testing.assert_close(heat.flatten(1).amax(1), torch.ones(24))
     torch.testing.assert_close(heat_blur.heatmap(x[5:9]), heat[5:9])  # independent of the batch around it
     assert heat[x > 0.5].mean() > 2 * heat[x == 0].mean()  # the evidence lies on the strokes
-    assert all(p.grad is None for p in trained_cnn.parameters()) and not trained_cnn.training
+    for p, before in zip(trained_cnn.parameters(), grads_before):  # attribution differentiates the input only
+        assert (p.grad is None and before is None) or torch.equal(p.grad, before)
+    assert not trained_cnn.training
 
 
 @pytest.mark.parametrize("mode", ["blur_background", "soft"])

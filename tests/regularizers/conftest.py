@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+
 @pytest.fixture(autouse=True)
 def one_thread():
     """Run each test on one thread: the tensors are tiny, and on a shared 2-core machine two
