@@ -117,7 +117,9 @@ def keep_adversarial(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: 
 
 def import_foolbox():
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")  # foolbox imports GitPython, which wants git
-    import foolbox
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # foolbox 3.3.4 imports scipy.ndimage.filters
+        import foolbox
 
     return foolbox
 

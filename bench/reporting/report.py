@@ -6,7 +6,7 @@ from pathlib import Path
 
 from bench.errors import BenchError
 from bench.reporting import plots
-from bench.reporting.tables import records_frame, summary_table, to_markdown
+from bench.reporting.tables import leaderboard, records_frame, summary_table, to_markdown
 
 
 def reference_eps(table) -> dict[tuple[str, str], float]:
@@ -34,7 +34,8 @@ def write_report(results_dir: Path, reports_dir: Path) -> list[Path]:
               "\"sanity checks\" lists every flagged check of METHODS section 7 (see the records for their numbers); "
               "a flagged row is not to be trusted. \"[simulated V1]\" marks neural_sim trained on the simulated V1 "
               "stand-in, not on neural recordings.\n\n")
-    written[1].write_text(header + to_markdown(table))
+    written[1].write_text(header + "## Leaderboard (robust accuracy %)\n\n" + leaderboard(table)
+                          + "\n## All figures\n\n" + to_markdown(table))
     written += plots.accuracy_vs_eps(table, reports_dir)
     written += plots.tradeoff(table, reports_dir, eps_ref)
     return written

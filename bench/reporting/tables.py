@@ -101,3 +101,21 @@ def to_markdown(table: pd.DataFrame) -> str:
             "FLAG: " + r.flags.replace(";", ", ") if r.flags else "pass",
         ]) + " |")
     return "\n".join(lines) + "\n"
+
+
+def leaderboard(table: pd.DataFrame) -> str:
+    """Compact Markdown: per protocol and threat model, one row per defense and attack, eps as columns."""
+    parts = []
+    for (protocol, phash, threat), part in table.groupby(["protocol", "protocol_hash", "threat_model"], sort=True):
+        grid = sorted(part["eps"].unique())
+        head = ["defense", "attack", "clean %"] + [f"eps {e:g}" for e in grid] + ["sanity checks"]
+        lines = [f"### {protocol} ({phash}), {threat}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for (defense, attack), rows in part.groupby(["defense", "attack"], sort=False):
+            by_eps = {r.eps: _pm(r.robust_mean, r.robust_std, r.seeds) for r in rows.itertuples()}
+            first = rows.iloc[0]
+            flags = sorted({f for v in rows["flags"] for f in v.split(";") if f})
+            name = f"**{attack}**" if attack == WORST else attack
+            lines.append("| " + " | ".join([defense, name, _pm(first.clean_mean, first.clean_std, first.seeds)]
+                                         + [by_eps.get(e, "") for e in grid] + ["FLAG: " + ", ".join(flags) if flags else "pass"]) + " |")
+        parts.append("\n".join(lines) + "\n")
+    return "\n".join(parts)

@@ -48,7 +48,7 @@ def test_blend_keeps_the_hot_pixels_and_blurs_the_rest(trained_cnn, eval_batch, 
     else:
         assert ((w > 0) & (w < 1)).any()
     torch.testing.assert_close(out, w * x + (1 - w) * blurred)
-    assert (out - x).abs().amax() > 0.3  # the blur is heavy where it applies
+    assert ((out - x).abs() * (w < 0.5)).amax() > 0.2  # pixels with little heat really are blurred
 
 
 def test_pipeline_keeps_clean_accuracy_of_the_base_model(trained_cnn, eval_batch):
