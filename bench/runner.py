@@ -51,6 +51,17 @@ def _create(registry, kind: str, name: str, params: dict[str, Any]):
 
 
 def make_defense(protocol: Protocol, name: str) -> Defense:
+    """``name`` is a registered defense, or ``family:spec`` for families of ready-made models
+    (e.g. ``robustbench:Carmon2019Unlabeled``): the family factory gets ``spec`` first, then the
+    parameters of ``defenses.<family>`` updated by those of ``defenses.<family:spec>``."""
+    if ":" in name:
+        family, spec = name.split(":", 1)
+        params = {**protocol.defense_params(family), **protocol.defense_params(name)}
+        entry = DEFENSES.get(family)
+        try:
+            return entry.factory(spec, **params)
+        except TypeError as exc:
+            raise ConfigError(f"defense family {family!r} rejected {spec!r} with parameters {params}: {exc}") from None
     return _create(DEFENSES, "defense", name, protocol.defense_params(name))
 
 
@@ -85,6 +96,12 @@ def obtain_model(protocol: Protocol, defense: Defense, data, seed: int, settings
         return defense.wrap(base_model), {**info, "base_defense": defense.base}
     dataset, train_idx, val_idx = data
     device = settings.resolved_device()
+    ready = defense.pretrained(dataset, device)
+    if ready is not None:
+        model, source = ready
+        info = {"name": defense.name, "parameters": sum(p.numel() for p in model.parameters()), "pretrained": source,
+                "trained_now": False, "training": {"train_seconds": 0.0, "history": []}}
+        return defense.wrap(model.to(device).eval()), info
     key = training_key(protocol, defense, seed)
     folder = Path(settings.checkpoint_dir) / protocol.name / defense.name / f"seed{seed}-{key[:12]}"
     torch.manual_seed(seed)

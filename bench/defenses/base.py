@@ -65,6 +65,11 @@ class Defense:
     def objective(self, ctx: TrainingContext) -> Objective:
         return CrossEntropy()
 
+    def pretrained(self, dataset: ImageDataset, device: torch.device) -> tuple[nn.Module, dict[str, Any]] | None:
+        """A ready model (and where it came from) for defenses that are not trained here,
+        e.g. published checkpoints; ``None`` (the default) means: build and train."""
+        return None
+
     def prepare(self, model: nn.Module) -> None:
         """Change the freshly built model before training or loading (default: nothing)."""
 

@@ -20,7 +20,8 @@ SCHEMA_VERSION = 1
 
 
 def record_path(results_dir: Path, protocol_name: str, protocol_hash: str, defense: str, seed: int, attack: str) -> Path:
-    return Path(results_dir) / f"{protocol_name}-{protocol_hash[:12]}" / defense / f"seed{seed}" / f"{attack}.json"
+    folder = defense.replace(":", "--")  # family:spec names (robustbench:X) stay portable folder names
+    return Path(results_dir) / f"{protocol_name}-{protocol_hash[:12]}" / folder / f"seed{seed}" / f"{attack}.json"
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
