@@ -41,8 +41,9 @@ def test_invalid_overrides_are_refused_with_a_reason(override, fragment):
 
 
 def test_defense_parameters_can_be_set_for_any_defense():
-    p = load_protocol("quick", ["defenses.pixel_sim.alpha=4"])
-    assert p.defense_params("pixel_sim") == {"alpha": 4}
+    p = load_protocol("quick", ["defenses.pixel_sim.alpha=7", "defenses.my_plugin.strength=0.5"])
+    assert p.defense_params("pixel_sim")["alpha"] == 7.0
+    assert p.defense_params("my_plugin") == {"strength": 0.5}
 
 
 def test_unknown_protocol_lists_valid_ones():
