@@ -163,13 +163,14 @@ def train(
             bar.set_postfix(loss=f"{sums['loss'] / n_seen:.3f}", acc=f"{sums['acc'] / n_seen:.3f}")
         bar.close()
         val_loss, val_acc = evaluate_loss(model, train_x[val_indices], train_y[val_indices], device)
-        elapsed += time.perf_counter() - t0
-        entry = {"epoch": epoch + 1, "lr": lr, **{f"train_{k}": v / max(n_seen, 1) for k, v in sums.items()},
+        seconds = time.perf_counter() - t0
+        elapsed += seconds
+        entry = {"epoch": epoch + 1, "lr": lr, "seconds": seconds, **{f"train_{k}": v / max(n_seen, 1) for k, v in sums.items()},
                  "val_loss": val_loss, "val_acc": val_acc, **objective.epoch_summary()}
         history.append(entry)
         if progress:
             print(f"epoch {epoch + 1}/{epochs}: train loss {entry['train_loss']:.4f} acc {entry['train_acc']:.4f} | "
-                  f"val loss {val_loss:.4f} acc {val_acc:.4f} | {time.perf_counter() - t0:.1f}s")
+                  f"val loss {val_loss:.4f} acc {val_acc:.4f} | {seconds:.1f}s")
         if val_loss < best_val or not len(val_indices):
             best_val, best_epoch = val_loss, epoch + 1
             save_checkpoint({"model": model.state_dict(), "epoch": epoch + 1}, checkpoint_dir / BEST)
