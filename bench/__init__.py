@@ -5,4 +5,9 @@ The package reads as the pipeline it runs: ``data`` -> ``models`` -> ``defenses`
 together by ``protocol`` (what to run) and ``runner`` (running it).
 """
 
+import os
+
+# foolbox imports GitPython, which refuses to import without a git executable on PATH.
+os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+
 __version__ = "0.1.0"

@@ -89,10 +89,14 @@ def training_key(protocol: Protocol, defense: Defense, seed: int) -> str:
     return config_hash({"training": protocol.training_config(), "defense": defense.describe(), "seed": seed})
 
 
-def obtain_model(protocol: Protocol, defense: Defense, data, seed: int, settings: Settings) -> tuple[nn.Module, dict[str, Any]]:
+def obtain_model(protocol: Protocol, defense: Defense, data, seed: int, settings: Settings,
+                 _chain: tuple[str, ...] = ()) -> tuple[nn.Module, dict[str, Any]]:
     """The defended pipeline for ``seed``: trained now, resumed, or reloaded from its checkpoint."""
     if defense.base is not None:
-        base_model, info = obtain_model(protocol, make_defense(protocol, defense.base), data, seed, settings)
+        chain = _chain + (defense.name,)
+        if defense.base in chain:
+            raise ConfigError(f"defense bases form a cycle: {' -> '.join(chain + (defense.base,))}; a base must end in a trained defense")
+        base_model, info = obtain_model(protocol, make_defense(protocol, defense.base), data, seed, settings, chain)
         return defense.wrap(base_model), {**info, "base_defense": defense.base}
     dataset, train_idx, val_idx = data
     device = settings.resolved_device()

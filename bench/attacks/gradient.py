@@ -2,7 +2,9 @@
 
 PGD keeps, per example, the first iterate that fools the model (checked on the logits the
 step computes anyway), so a restart or a late iterate that un-fools an example never hides
-a success. Only the perturbation carries gradients; model parameters are not differentiated.
+a success. For adversarial training, ``early_stop=False`` returns the last iterate instead
+(Madry et al.'s loss maximisation). Only the perturbation carries gradients; model
+parameters are not differentiated.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class PGD(Attack):
         threat = THREAT_MODELS[self.threat_model]
         steps, restarts = int(self.params.get("steps", 20)), int(self.params.get("restarts", 1))
         size = float(self.params.get("rel_stepsize", 0.1)) * eps
+        early_stop = self.params.get("early_stop", True)
         best = x.clone()
         fooled = torch.zeros(len(x), dtype=torch.bool, device=x.device)
         for _ in range(restarts):
@@ -42,11 +45,16 @@ class PGD(Attack):
             x_adv = (x + delta).clamp(0, 1)
             for _ in range(steps):
                 grad, logits = _input_gradient(model, x_adv, y)
+                if not early_stop:
+                    x_adv = (x + threat.project(threat.step(x_adv - x, grad, size), eps)).clamp(0, 1)
+                    continue
                 newly = (logits.argmax(1) != y) & ~fooled
                 best[newly] = x_adv[newly]
                 fooled |= newly
                 delta = threat.project(threat.step(x_adv - x, grad, size), eps)
                 x_adv = (x + delta).clamp(0, 1)
+            if not early_stop:
+                return x_adv
             with torch.no_grad():
                 newly = (model(x_adv).argmax(1) != y) & ~fooled
             best[newly] = x_adv[newly]

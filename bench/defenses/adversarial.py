@@ -10,10 +10,8 @@ attack (``bench.attacks.gradient.PGD``) and minimises the cross-entropy on them.
   attack then targets a slightly different function than the one trained.)
 - The random start draws from the global torch RNG (``generator=None``), which the training
   loop seeds per epoch, so a resumed run replays exactly.
-- Deviation from Madry et al.: the harness's PGD returns, per example, the first iterate
-  that fools the model (right for evaluation), not the last one, so crafting stops early on
-  examples the model already gets wrong, like friendly adversarial training with tau = 0
-  (Zhang et al. 2020). The loss is therefore not maximised on those examples.
+- As in Madry et al., crafting returns the last PGD iterate (``early_stop=False``), which
+  maximises the loss, not the first fooling iterate the evaluation keeps.
 - ``mix_clean``: the fraction of each (shuffled) batch, its first examples, kept clean.
 """
 
@@ -49,7 +47,7 @@ class PGDTraining(Objective):
         finally:
             model.train(was_training)
 
-    def forward(self, model, x, y):
+    def forward(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
         n_clean = int(round(self.mix_clean * len(x)))
         inputs = torch.cat([x[:n_clean], self.craft(model, x[n_clean:], y[n_clean:])])
         logits = model(inputs)
@@ -65,7 +63,8 @@ class AdversarialTraining(Defense):
     def objective(self, ctx: TrainingContext) -> Objective:
         p = self.params
         attack = PGD("pgd" if p["threat_model"] == "linf" else "pgd_l2", p["threat_model"],
-                     {"steps": p["steps"], "rel_stepsize": p["rel_stepsize"], "restarts": 1, "random_start": p["random_start"]})
+                     {"steps": p["steps"], "rel_stepsize": p["rel_stepsize"], "restarts": 1, "random_start": p["random_start"],
+                      "early_stop": False})
         return PGDTraining(attack, p["eps"], p["mix_clean"])
 
 
