@@ -45,6 +45,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="retrain and re-attack even when a checkpoint or record exists")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
+    p = sub.add_parser("figures", parents=[common], help="regenerate a seed paper's figures, running what the records lack")
+    p.add_argument("paper", help="li2019, attias2024, zhang2018, gavrikov2022 or brama2020")
+    p.add_argument("--protocol", default="quick", help="protocol the runs use (default: quick)")
+    p.add_argument("--dry-run", action="store_true", help="only list the runs that are missing")
+    p.add_argument("--results", type=Path, default=Path("results"), help="folder for result records (default: ./results)")
+    p.add_argument("--checkpoints", type=Path, default=Path("checkpoints"), help="folder for model checkpoints (default: ./checkpoints)")
+    p.add_argument("--out", type=Path, default=Path("reports/figures"), help="output folder (default: ./reports/figures)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda when available)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
     p = sub.add_parser("report", parents=[common], help="aggregate result records into tables and figures")
     p.add_argument("--results", type=Path, default=Path("results"), help="folder of result records (default: ./results)")
     p.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default: ./reports)")
@@ -68,8 +78,6 @@ def cmd_list(args) -> None:
 
 
 def cmd_run(args) -> None:
-    import torch
-
     from bench.protocol import load_protocol
     from bench.runner import Settings, run
 
@@ -78,16 +86,33 @@ def cmd_run(args) -> None:
     if attacks == ["all"]:
         attacks = list(protocol["attacks"])
     seeds = args.seed or list(protocol["seeds"])
-    try:
-        device = torch.device(args.device) if args.device else None
-    except RuntimeError as exc:
-        raise BenchError(f"--device {args.device!r} is not a torch device ({exc}); use cpu, cuda or cuda:N") from None
-    if device is not None and device.type == "cuda" and not torch.cuda.is_available():
-        raise BenchError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
-    settings = Settings(args.results, args.checkpoints, device, args.force, not args.quiet)
+    settings = Settings(args.results, args.checkpoints, _device(args.device), args.force, not args.quiet)
     paths = run(protocol, args.defense, attacks, seeds, settings)
     if not args.quiet:
         print(f"{len(paths)} record(s) under {args.results}; protocol {protocol.name} hash {protocol.hash[:12]}")
+
+
+def _device(name: str | None):
+    import torch
+
+    if name is None:
+        return None
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise BenchError(f"--device {name!r} is not a torch device ({exc}); use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BenchError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
+    return device
+
+
+def cmd_figures(args) -> None:
+    from bench.figures import make_figures
+    from bench.runner import Settings
+
+    settings = Settings(args.results, args.checkpoints, _device(args.device), False, not args.quiet)
+    for line in make_figures(args.paper, args.protocol, settings, args.out, args.dry_run):
+        print(line)
 
 
 def cmd_report(args) -> None:
@@ -104,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
 
         for module in args.plugin:
             load_plugin_module(module)
-        {"list": cmd_list, "run": cmd_run, "report": cmd_report}[args.command](args)
+        {"list": cmd_list, "run": cmd_run, "report": cmd_report, "figures": cmd_figures}[args.command](args)
     except BenchError as exc:
         if args.debug:
             raise
