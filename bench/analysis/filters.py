@@ -12,8 +12,8 @@ Definitions, for a layer ``W in R^{c_out x c_in x 3 x 3}`` (n = c_out * c_in ker
   whose largest weight equals ``t`` exactly.)
 - variance entropy: each non-sparse kernel scaled by its own max-abs, stacked n' x 9,
   centred; ``lambda_i = s_i^2 / (n' - 1)`` from the singular values, ``p = lambda / sum``,
-  ``H = -sum p log10 p`` (0 log 0 = 0) in [0, log10 9]. ``H = 0`` when the kernels do not
-  vary at all; undefined (None) for fewer than two non-sparse kernels. The normalised
+  ``H = -sum p log10 p`` (0 log 0 = 0) in [0, log10 9]. ``H = 0`` when the scaled kernels
+  do not vary (total variance below 1e-10: equal up to float32 rounding); undefined (None) for fewer than two non-sparse kernels. The normalised
   entropy divides H by ``torchconvquality``'s randomness bound ``tau(n')`` (a logistic fit
   in log2 n' to the entropy of random kernels), as its ``variance_entropy_clean_norm``
   does; values near or above 1 mean kernels as diverse as random ones.
@@ -41,6 +41,9 @@ from torch import nn
 SPARSITY_EPS = 0.01
 METRICS = ("sparsity", "variance_entropy", "variance_entropy_norm", "orthogonality")
 _LOG10 = math.log(10.0)
+# Total variance below which max-abs-scaled kernels (entries in [-1, 1]) count as identical:
+# float32 weights that are multiples of one kernel differ by ~1e-7 after scaling (variance ~1e-14).
+_NO_VARIANCE = 1e-10
 
 
 def sparse_kernel_mask(weight: torch.Tensor, sparsity_eps: float = SPARSITY_EPS) -> torch.Tensor:
@@ -72,7 +75,7 @@ def variance_entropy(weight: torch.Tensor, sparsity_eps: float = SPARSITY_EPS) -
     s = torch.linalg.svdvals(scaled - scaled.mean(dim=0))
     variance = s**2 / (n - 1)
     total = variance.sum()
-    if total <= 0:
+    if total <= _NO_VARIANCE:  # the "spectrum" of rounding noise would be meaningless
         return 0.0, 0.0
     p = variance / total
     h = float(-torch.special.xlogy(p, p).sum() / _LOG10)

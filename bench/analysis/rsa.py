@@ -29,8 +29,14 @@ consistency per representation, with D its RDM:
   sources than AN images come to their targets);
 - ``ai_source_over_predicted``: fraction of AI images nearer their own clean image than
   (on average) the clean images of the class the pipeline assigns them;
+- ``ai_nearest_is_source``: fraction of AI images whose nearest clean image is their own;
 - ``an_target_proximity``: fraction of AN images nearer (on average) the clean images of
-  their target class than those of the other classes.
+  their target class than those of the other classes;
+- ``an_nearest_is_target``: fraction of AN images whose nearest clean image is of their
+  target class.
+
+AN images whose target class has no clean image, and AI images whose assigned class has
+none, are left out of the statistics that need one.
 """
 
 from __future__ import annotations
@@ -256,7 +262,7 @@ def perceptual_consistency(d: torch.Tensor, stimuli: Stimuli) -> dict[str, Any]:
 
     out: dict[str, Any] = {"n_ai": 0, "n_an": 0, "d_ai_mean": None, "d_an_mean": None, "d_an_median": None,
                            "consistency": None, "distance_ratio": None, "ai_source_over_predicted": None,
-                           "an_target_proximity": None}
+                           "ai_nearest_is_source": None, "an_target_proximity": None, "an_nearest_is_target": None}
     if onehot is None:
         return out
     ai, an = torch.nonzero(kind == AI).flatten(), torch.nonzero(kind == AN).flatten()
@@ -267,7 +273,9 @@ def perceptual_consistency(d: torch.Tensor, stimuli: Stimuli) -> dict[str, Any]:
         ok = present[pred]
         if ok.any():
             out["ai_source_over_predicted"] = float((d_ai[ok] < to_class[ok, pred[ok]]).double().mean())
-        out.update(n_ai=len(ai), d_ai_mean=float(d_ai.mean()))
+        nearest = clean[d[ai][:, clean].argmin(1)]
+        out.update(n_ai=len(ai), d_ai_mean=float(d_ai.mean()),
+                   ai_nearest_is_source=float((nearest == stimuli.source.to(d.device)[ai]).double().mean()))
     if len(an):
         to_class, present = mean_to_classes(an)
         target = label[an]
@@ -276,7 +284,9 @@ def perceptual_consistency(d: torch.Tensor, stimuli: Stimuli) -> dict[str, Any]:
             d_an = to_class[ok, target[ok]]
             others = (to_class[ok] * present).sum(1) - d_an
             n_others = present.sum() - 1
-            out.update(n_an=int(ok.sum()), d_an_mean=float(d_an.mean()), d_an_median=float(d_an.median()))
+            nearest_label = clean_label[d[an[ok]][:, clean].argmin(1)]
+            out.update(n_an=int(ok.sum()), d_an_mean=float(d_an.mean()), d_an_median=float(d_an.quantile(0.5)),
+                       an_nearest_is_target=float((nearest_label == target[ok]).double().mean()))
             if n_others > 0:
                 out["an_target_proximity"] = float((d_an < others / n_others).double().mean())
             if len(ai):

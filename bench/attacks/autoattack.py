@@ -37,7 +37,7 @@ class AutoAttackAdapter(Attack):
     needs_gradients = True
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, generator: torch.Generator) -> torch.Tensor:
-        seed = drawn_seed(generator)  # drawn even at eps 0, so later eps see the same generator state
+        seed = drawn_seed(generator)  # one draw per call whatever eps: the generator advances alike
         if eps == 0 or len(x) == 0:
             return x
         from pyautoattack import AutoAttack

@@ -87,14 +87,17 @@ def drawn_seed(generator: torch.Generator) -> int:
 def seeded_global_rng(seed: int, device: torch.device) -> Iterator[None]:
     """Seed torch's global RNG for a library that draws from it, restoring the caller's state after."""
     cuda = [device] if device.type == "cuda" else []
-    torch.manual_seed(seed)
-    yield
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seed)
+        yield
 
 
 @contextlib.contextmanager
 def input_gradients_only(model: nn.Module) -> Iterator[None]:
     """Libraries that call ``loss.backward()`` would fill the parameters' ``.grad``; freeze them meanwhile."""
     trainable = [p for p in model.parameters() if p.requires_grad]
+    for p in trainable:
+        p.requires_grad_(False)
     try:
         yield
     finally:
@@ -108,7 +111,8 @@ def keep_adversarial(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: 
     x_adv = x_adv.to(x.device, x.dtype)
     finite = torch.isfinite(x_adv).flatten(1).all(1)
     x_adv = torch.where(finite.view(-1, *[1] * (x.dim() - 1)), x_adv, x).clamp(0, 1)
-    return x_adv
+    fooled = model(x_adv).argmax(1) != y
+    return torch.where(fooled.view(-1, *[1] * (x.dim() - 1)), x_adv, x)
 
 
 def import_foolbox():

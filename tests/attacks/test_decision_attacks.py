@@ -73,6 +73,18 @@ def test_already_misclassified_examples_are_their_own_minimal_adversarial():
     assert torch.equal(adv[1], x[1]) and torch.isfinite(adv).all() and fooled(model, adv, y).all()
 
 
+def test_results_that_are_not_valid_adversarials_are_replaced_by_x():
+    """What foolbox returns is not trusted: non-finite or non-fooling images become failures (x)."""
+    model = MeanThreshold(0.3).eval()
+    x, y = torch.full((4, 1, 4, 4), 0.1), torch.zeros(4, dtype=torch.long)
+    candidates = torch.stack([torch.full((1, 4, 4), 0.5), torch.full((1, 4, 4), 0.2),
+                              torch.full((1, 4, 4), float("nan")), torch.full((1, 4, 4), 1.5)])
+    kept = bench.attacks.decision.keep_adversarial(model, x, y, candidates)
+    assert torch.equal(kept[0], candidates[0])  # fools: kept
+    assert torch.equal(kept[1], x[1]) and torch.equal(kept[2], x[2])  # does not fool / not finite
+    assert torch.equal(kept[3], torch.ones(1, 4, 4))  # clipped into [0, 1], still fools
+
+
 def test_decision_attacks_are_reproducible_and_leave_the_global_rng_alone(trained_cnn, batch16):
     x, y = batch16[0][:6], batch16[1][:6]
     attack = ATTACKS.create("boundary", steps=10)
