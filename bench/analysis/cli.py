@@ -96,13 +96,14 @@ def analysis_record_path(results_dir: Path, protocol: Protocol, defense: str, se
 
 def _analyse_rsa(args: argparse.Namespace, protocol: Protocol, pipeline: nn.Module, data, batch_size: int) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     dataset = data[0]
-    n = min(int(protocol["evaluation"]["n_examples"]), len(dataset.test_y))
     eps = default_eps(protocol) if args.eps is None else args.eps
     pgd = {k: v for k, v in (protocol["attacks"].get("pgd") or {}).items() if k in ("steps", "rel_stepsize", "restarts", "random_start")}
     params = {"n_per_class": args.n_per_class, "eps": eps, "pgd": pgd, "an_steps": args.an_steps,
               "an_stepsize": args.an_stepsize, "batch_size": batch_size, "seed": args.seed,
-              "pool": f"the first {n} test images (protocol evaluation.n_examples)"}
-    metrics = rsa_analysis.analyze(pipeline, dataset.test_x[:n], dataset.test_y[:n], dataset.num_classes,
+              "pool": "the whole test set, scanned in order until every class has n_per_class clean images"}
+    # Not the protocol's first evaluation.n_examples images: a test set stored sorted by class
+    # (the embedded digits are) would leave whole classes out of the stimulus set.
+    metrics = rsa_analysis.analyze(pipeline, dataset.test_x, dataset.test_y, dataset.num_classes,
                                    n_per_class=args.n_per_class, eps=eps, pgd_params=pgd, an_steps=args.an_steps,
                                    an_stepsize=args.an_stepsize, seed=args.seed, batch_size=batch_size)
     analysed = {"module": type(pipeline).__name__, "path": "", "taps": dict(getattr(pipeline, "taps", {}) or {})}
@@ -170,7 +171,10 @@ def run(args: argparse.Namespace) -> list[Path]:
         path = analysis_record_path(args.results, protocol, defense.name, args.seed, args.analysis)
         write_json_atomic(path, record)
         paths.append(path)
-        results[defense.name] = metrics
+        label = defense.name
+        if args.analysis == "filters" and defense.base is not None:
+            label += f" (= {defense.base}'s filters)"
+        results[label] = metrics
         if progress:
             print(f"{defense.name} seed {args.seed}: {_summary_line(args.analysis, metrics)}")
             print(f"wrote {path}")

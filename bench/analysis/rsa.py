@@ -57,6 +57,8 @@ from regularizers.taps import record_taps
 CLEAN, AI, AN = 0, 1, 2
 KIND_NAMES = {CLEAN: "clean", AI: "ai", AN: "an"}
 PIXELS, OUTPUT = "pixels", "output"
+# A pattern whose centred norm is below this fraction of its norm is constant up to float32 rounding.
+_CONSTANT_RTOL = 1e-5
 
 
 @dataclass
@@ -178,9 +180,10 @@ def build_stimuli(pipeline: nn.Module, x: torch.Tensor, y: torch.Tensor, num_cla
 def _standardise(a: torch.Tensor) -> tuple[torch.Tensor, int]:
     """Rows centred and scaled to unit norm (float32), so that correlations are dot products; constant rows stay 0."""
     a = a.flatten(1).float()
+    raw_norm = a.norm(dim=1)
     a = a - a.mean(dim=1, keepdim=True)
     norm = a.norm(dim=1, keepdim=True)
-    constant = norm.flatten() <= 1e-12 * a.shape[1]
+    constant = norm.flatten() <= _CONSTANT_RTOL * raw_norm  # what is left is float32 rounding of the mean
     return torch.where(constant.view(-1, 1), torch.zeros_like(a), a / norm.clamp_min(1e-30)), int(constant.sum())
 
 

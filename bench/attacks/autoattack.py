@@ -25,7 +25,8 @@ import torch
 from torch import nn
 
 from bench.attacks.base import Attack
-from bench.attacks.decision import choice_param, drawn_seed, input_gradients_only, int_param, param_error, seeded_global_rng
+from bench.attacks.decision import drawn_seed, input_gradients_only, seeded_global_rng
+from bench.attacks.params import choice_param, int_param, param_error
 from bench.registry import ATTACKS
 
 VERSIONS = ("standard", "plus", "rand", "custom")

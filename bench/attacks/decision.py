@@ -32,48 +32,9 @@ import torch
 from torch import nn
 
 from bench.attacks.base import MinimalAttack
+from bench.attacks.params import float_param, int_param, optional_count, param_error
 from bench.errors import ConfigError
 from bench.registry import ATTACKS
-
-# --- parameter checks -----------------------------------------------------------------------
-
-
-def param_error(attack: str, name: str, value: Any, accepted: str) -> ConfigError:
-    return ConfigError(f"attack {attack!r}: parameter {name!r} = {value!r} is invalid; accepted: {accepted}")
-
-
-def int_param(attack: str, name: str, value: Any, minimum: int = 1) -> int:
-    """``value`` as an int >= ``minimum`` (bools and floats are refused: 100.0 steps is a typo)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise param_error(attack, name, value, f"an integer >= {minimum}")
-    return value
-
-
-def float_param(attack: str, name: str, value: Any, *, low: float = 0.0, low_inclusive: bool = False,
-                high: float | None = None, high_inclusive: bool = True) -> float:
-    """``value`` as a finite float in the interval from ``low`` to ``high`` (open at ``low`` by default)."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value >= low if low_inclusive else value > low)
-    ok = ok and (high is None or (value <= high if high_inclusive else value < high))
-    if not ok:
-        upper = "inf)" if high is None else f"{high:g}{']' if high_inclusive else ')'}"
-        bounds = f"{'[' if low_inclusive else '('}{low:g}, {upper}"
-        raise param_error(attack, name, value, f"a finite number in {bounds}")
-    return float(value)
-
-
-def choice_param(attack: str, name: str, value: Any, choices: Iterable[str]) -> str:
-    choices = list(choices)
-    if value not in choices:
-        raise param_error(attack, name, value, "one of " + ", ".join(map(repr, choices)))
-    return value
-
-
-def bool_param(attack: str, name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise param_error(attack, name, value, "true or false")
-    return value
-
 
 # --- randomness, gradients and results of third-party attacks ----------------------------
 
@@ -170,27 +131,30 @@ class HopSkipJump(_DecisionAttack):
             constraint="linf" if self.threat_model == "linf" else "l2")
 
 
-def _boundary_params(name: str, steps: int, spherical_step: float, source_step: float) -> dict[str, Any]:
+def _boundary_params(name: str, steps: int, spherical_step: float, source_step: float, n_examples: int | None) -> dict[str, Any]:
     return {"steps": int_param(name, "steps", steps),
             "spherical_step": float_param(name, "spherical_step", spherical_step),
-            "source_step": float_param(name, "source_step", source_step)}
+            "source_step": float_param(name, "source_step", source_step),
+            "n_examples": optional_count(name, "n_examples", n_examples)}
 
 
 @ATTACKS.register("boundary", description="Boundary attack, L_2 minimal, decision-based (Brendel et al. 2018; foolbox), 1000 steps by default")
-def boundary(steps: int = 1000, spherical_step: float = 0.01, source_step: float = 0.01) -> MinimalAttack:
-    """Foolbox's default is 25000 steps; 1000 (about 1100 forward passes of the batch) is a CPU-sane default."""
-    return Boundary("boundary", "l2", _boundary_params("boundary", steps, spherical_step, source_step))
+def boundary(steps: int = 1000, spherical_step: float = 0.01, source_step: float = 0.01, n_examples: int | None = None) -> MinimalAttack:
+    """Foolbox's default is 25000 steps; 1000 (about 1100 forward passes of the batch) is a CPU-sane default.
+    ``n_examples``: attack only the first n evaluation images (None: all)."""
+    return Boundary("boundary", "l2", _boundary_params("boundary", steps, spherical_step, source_step, n_examples))
 
 
 @ATTACKS.register("boundary_ref", description="the pixel_sim reference's Boundary attack, 50 steps: far too weak to be a robustness reference, run for comparability")
-def boundary_ref() -> MinimalAttack:
-    """Attias et al.'s evaluation (foolbox BoundaryAttack, 50 steps, default step sizes); fixed on purpose."""
-    return Boundary("boundary_ref", "l2", _boundary_params("boundary_ref", 50, 0.01, 0.01))
+def boundary_ref(n_examples: int | None = None) -> MinimalAttack:
+    """Attias et al.'s evaluation (foolbox BoundaryAttack, 50 steps, default step sizes, 1000 images); the
+    steps are fixed on purpose, ``n_examples`` limits the images."""
+    return Boundary("boundary_ref", "l2", _boundary_params("boundary_ref", 50, 0.01, 0.01, n_examples))
 
 
 def _hsj(name: str, threat_model: str, steps: int, initial_gradient_eval_steps: int,
-         max_gradient_eval_steps: int, gamma: float) -> MinimalAttack:
-    params = {"steps": int_param(name, "steps", steps),
+         max_gradient_eval_steps: int, gamma: float, n_examples: int | None) -> MinimalAttack:
+    params = {"steps": int_param(name, "steps", steps), "n_examples": optional_count(name, "n_examples", n_examples),
               "initial_gradient_eval_steps": int_param(name, "initial_gradient_eval_steps", initial_gradient_eval_steps),
               "max_gradient_eval_steps": int_param(name, "max_gradient_eval_steps", max_gradient_eval_steps),
               "gamma": float_param(name, "gamma", gamma)}
@@ -201,14 +165,16 @@ def _hsj(name: str, threat_model: str, steps: int, initial_gradient_eval_steps: 
 
 
 @ATTACKS.register("hsj", description="HopSkipJump, L_2 minimal, decision-based (Chen et al. 2020; foolbox), 10 steps by default")
-def hsj(steps: int = 10, initial_gradient_eval_steps: int = 100, max_gradient_eval_steps: int = 1000, gamma: float = 1.0) -> MinimalAttack:
+def hsj(steps: int = 10, initial_gradient_eval_steps: int = 100, max_gradient_eval_steps: int = 1000, gamma: float = 1.0,
+        n_examples: int | None = None) -> MinimalAttack:
     """Foolbox's defaults are 64 steps and up to 10000 queries per gradient estimate; step k costs about
     100 * sqrt(k) forward passes of the batch, so 10 steps (about 2500 passes) is the CPU-sane default;
     raise ``steps`` on a GPU."""
-    return _hsj("hsj", "l2", steps, initial_gradient_eval_steps, max_gradient_eval_steps, gamma)
+    return _hsj("hsj", "l2", steps, initial_gradient_eval_steps, max_gradient_eval_steps, gamma, n_examples)
 
 
 @ATTACKS.register("hsj_linf", description="HopSkipJump, L_inf minimal, decision-based (Chen et al. 2020; foolbox), 10 steps by default")
-def hsj_linf(steps: int = 10, initial_gradient_eval_steps: int = 100, max_gradient_eval_steps: int = 1000, gamma: float = 1.0) -> MinimalAttack:
+def hsj_linf(steps: int = 10, initial_gradient_eval_steps: int = 100, max_gradient_eval_steps: int = 1000, gamma: float = 1.0,
+        n_examples: int | None = None) -> MinimalAttack:
     """As ``hsj`` with foolbox's ``constraint="linf"``."""
-    return _hsj("hsj_linf", "linf", steps, initial_gradient_eval_steps, max_gradient_eval_steps, gamma)
+    return _hsj("hsj_linf", "linf", steps, initial_gradient_eval_steps, max_gradient_eval_steps, gamma, n_examples)

@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from bench.attacks.base import MinimalAttack
-from bench.attacks.decision import float_param, import_foolbox, input_gradients_only, int_param, keep_adversarial
+from bench.attacks.decision import import_foolbox, input_gradients_only, keep_adversarial
+from bench.attacks.params import float_param, int_param
 from bench.registry import ATTACKS
 
 

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from bench.attacks.base import Attack
-from bench.attacks.decision import int_param
+from bench.attacks.params import int_param
 from bench.errors import ConfigError
 from bench.registry import ATTACKS
 

@@ -5,8 +5,8 @@ Regularised models are attacked with transfer too (Carlini et al. 2019; METHODS.
 model of the same architecture trained without it. The pixel_sim reference transfers FGSM
 this way. The runner sets ``surrogate`` (in eval mode, on the data's device); the target is
 never differentiated, so these attacks work on non-differentiable pipelines as well.
-The crafting reuses :class:`bench.attacks.gradient.PGD` and ``FGSM`` unchanged, so PGD keeps
-each example's first iterate that fools the *surrogate*.
+The crafting reuses :class:`bench.attacks.gradient.PGD` and ``FGSM``; PGD returns its last
+iterate (``early_stop=False``): an example that barely fools the surrogate transfers poorly.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from bench.attacks.base import Attack
-from bench.attacks.decision import bool_param, float_param, int_param
 from bench.attacks.gradient import FGSM, PGD
+from bench.attacks.params import bool_param, float_param, int_param
 from bench.errors import ConfigError
 from bench.registry import ATTACKS
 
@@ -49,7 +49,8 @@ class TransferFGSM(Transfer):
 def transfer_pgd(steps: int = 20, rel_stepsize: float = 0.1, restarts: int = 1, random_start: bool = True) -> Attack:
     name = "transfer_pgd"
     params = {"steps": int_param(name, "steps", steps), "rel_stepsize": float_param(name, "rel_stepsize", rel_stepsize),
-              "restarts": int_param(name, "restarts", restarts), "random_start": bool_param(name, "random_start", random_start)}
+              "restarts": int_param(name, "restarts", restarts), "random_start": bool_param(name, "random_start", random_start),
+              "early_stop": False}
     return TransferPGD(name, "linf", params)
 
 

@@ -234,9 +234,9 @@ table.checks tr.flagged td { background: var(--flag-bg); }
 .legend span { display: inline-block; padding: 1px 8px; margin-right: .8em; }
 .legend .worst-key { background: var(--worst-bg); font-weight: 600; }
 .legend .flag-key { box-shadow: inset 4px 0 0 var(--flag); background: var(--flag-bg); }
-.figures { display: flex; flex-wrap: wrap; gap: 1.5em; }
-figure { margin: 0; flex: 1 1 560px; max-width: 100%; }
-figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
+.figures { display: flex; flex-direction: column; gap: 1.5em; }
+figure { margin: 0; }
+figure img { display: block; width: 960px; max-width: 100%; height: auto; border: 1px solid var(--line); }
 figcaption { color: #5d6975; font-size: .9em; }
 details.record { border: 1px solid var(--line); border-radius: 4px; margin: .4em 0; padding: .3em .8em; }
 details.record[open] { background: #fafbfc; }
