@@ -58,6 +58,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", parents=[common], help="aggregate result records into tables and figures")
     p.add_argument("--results", type=Path, default=Path("results"), help="folder of result records (default: ./results)")
     p.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default: ./reports)")
+    p.add_argument("--html", action="store_true", help="also write reports/index.html: a static, self-contained page")
     return top
 
 
@@ -118,7 +119,7 @@ def cmd_figures(args) -> None:
 def cmd_report(args) -> None:
     from bench.reporting import write_report
 
-    for path in write_report(args.results, args.out):
+    for path in write_report(args.results, args.out, html=args.html):
         print(f"wrote {path}")
 
 

@@ -134,14 +134,14 @@ def make_an_images(pipeline: nn.Module, targets: torch.Tensor, shape: tuple[int,
             (grad,) = torch.autograd.grad(score, x)
             x = (x.detach() + stepsize * grad.sign()).clamp(0, 1)
         out.append(x.detach())
-    images = torch.cat(out) if out else start
+    images = torch.cat(out)
     confidence = predict(pipeline, images, batch_size).gather(1, targets.view(-1, 1)).flatten()
     return images, confidence
 
 
 def build_stimuli(pipeline: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int, *, n_per_class: int, eps: float,
                   pgd_params: dict[str, Any], an_steps: int, an_stepsize: float, seed: int, batch_size: int) -> Stimuli:
-    """Clean, AI and AN images for ``pipeline`` (eval mode) from the evaluation images ``x``, ``y``."""
+    """Clean, AI and AN images for ``pipeline`` (eval mode); clean ones drawn from the pool ``x``, ``y``."""
     device = device_of(pipeline)
     idx, labels = select_clean(pipeline, x, y, num_classes, n_per_class, batch_size)
     if not len(idx):
@@ -160,7 +160,7 @@ def build_stimuli(pipeline: nn.Module, x: torch.Tensor, y: torch.Tensor, num_cla
     predicted = predict(pipeline, images, batch_size).argmax(1)
     linf = (ai[fooled] - clean[fooled]).flatten(1).abs().amax(1) if n_ai else torch.zeros(0)
     info = {
-        "clean_selection": "per class, the first n_per_class correctly classified evaluation images",
+        "clean_selection": "per class, the first n_per_class images of the pool that the pipeline classifies correctly",
         "n_per_class": n_per_class,
         "n_clean": n_clean,
         "clean_per_class": torch.bincount(labels, minlength=num_classes).tolist(),
@@ -333,7 +333,7 @@ def _block_mean(d: torch.Tensor, kind: torch.Tensor, a: int, b: int) -> float | 
 def analyze(pipeline: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int, *, n_per_class: int = 10,
             eps: float = 0.1, pgd_params: dict[str, Any] | None = None, an_steps: int = 100, an_stepsize: float = 0.01,
             seed: int = 0, batch_size: int = 256) -> dict[str, Any]:
-    """Stimuli and RSA of ``pipeline`` on the evaluation images ``x`` (uint8 or [0, 1]), ``y``: a JSON-able dict."""
+    """Stimuli (clean ones from the pool ``x``: uint8 or [0, 1], ``y``) and RSA of ``pipeline``: a JSON-able dict."""
     pipeline.eval()
     params = {"steps": 20, "rel_stepsize": 0.1, "restarts": 1, "random_start": True, **(pgd_params or {})}
     stimuli = build_stimuli(pipeline, x, y, num_classes, n_per_class=n_per_class, eps=eps, pgd_params=params,

@@ -59,7 +59,7 @@ def cross_attack_checks(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "PGD leaves no more accuracy than FGSM at any eps" if not bad else
             "PGD leaves more accuracy than FGSM at " + ", ".join(f"eps {e} ({100 * p:.1f} % vs {100 * f:.1f} %)" for e, p, f in bad)
             + ": the iterative attack is failing (masked gradients or a bad step size)",
-            violations=[{"eps": e, "pgd": p, "fgsm": f} for e, p, f in bad],
+            violations=[{"eps": e, "pgd": p, "fgsm": f} for e, p, f in bad], threat_model="linf",
         ))
     for threat in sorted({rec["attack"]["threat_model"] for rec in records}):
         recs = [rec for rec in records if rec["attack"]["threat_model"] == threat]
@@ -80,7 +80,7 @@ def cross_attack_checks(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "; ".join(f"{v['black_box']} at eps {v['eps']}: {100 * v['black_box_accuracy']:.1f} % vs best white-box "
                       f"{100 * v['best_white_box_accuracy']:.1f} %" for v in violations)
             + ": gradients are misleading (gradient masking suspected)",
-            violations=violations,
+            violations=violations, threat_model=threat,
         ))
     return found
 

@@ -92,6 +92,11 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
     return logits_of(model, x, batch_size).argmax(1)
 
 
+def _chunks(idx: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, ...]:
+    """Index batches; none at all when no example is left to attack."""
+    return idx.split(batch_size) if len(idx) else ()
+
+
 def attacked_model(pipeline: nn.Module, attack: Attack) -> nn.Module:
     """What the attack is given: the adaptive view for gradient attacks, the pipeline for query attacks."""
     return (attack_view(pipeline) if attack.needs_gradients else pipeline).eval()
@@ -140,7 +145,7 @@ def evaluate_attack(
     if attack.kind == "minimal":
         adv_ranks = clean_ranks.clone()
         norms = torch.zeros(len(y), device=x.device)
-        for chunk in idx.split(batch_size):
+        for chunk in _chunks(idx, batch_size):
             x_adv = validator(x[chunk], attack.minimize(target, x[chunk], y[chunk], generator).detach(), math.inf)
             adv_ranks[chunk] = true_class_rank(logits_of(model, x_adv, batch_size), y[chunk])
             fooled = adv_ranks[chunk] != 1
@@ -153,7 +158,7 @@ def evaluate_attack(
     else:
         for eps in tqdm(grid, desc=attack.name, leave=False, disable=None if progress else True, unit="eps"):
             ranks[eps] = clean_ranks.clone()
-            for chunk in idx.split(batch_size):
+            for chunk in _chunks(idx, batch_size):
                 x_adv = attack.perturb(target, x[chunk], y[chunk], eps, generator).detach()
                 x_adv = validator(x[chunk], x_adv, eps)
                 ranks[eps][chunk] = true_class_rank(logits_of(model, x_adv, batch_size), y[chunk])

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from bench.errors import BenchError
 from bench.reporting import plots
+from bench.reporting.html import write_html
 from bench.reporting.tables import leaderboard, records_frame, summary_table, to_markdown
 
 
@@ -18,7 +19,7 @@ def reference_eps(table) -> dict[tuple[str, str], float]:
     return out
 
 
-def write_report(results_dir: Path, reports_dir: Path) -> list[Path]:
+def write_report(results_dir: Path, reports_dir: Path, html: bool = False) -> list[Path]:
     frame = records_frame(results_dir)
     if frame.empty:
         raise BenchError(f"no result records under {results_dir}; run `bench run` first (or pass --results DIR)")
@@ -38,4 +39,6 @@ def write_report(results_dir: Path, reports_dir: Path) -> list[Path]:
                           + "\n## All figures\n\n" + to_markdown(table))
     written += plots.accuracy_vs_eps(table, reports_dir)
     written += plots.tradeoff(table, reports_dir, eps_ref)
+    if html:
+        written.append(write_html(results_dir, reports_dir, written))
     return written

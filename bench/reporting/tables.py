@@ -49,9 +49,12 @@ def records_frame(results_dir: Path) -> pd.DataFrame:
                 "flags": ";".join(_flags(rec.get("checks", []))), "record": str(path),
             })
     for (_, label, seed), recs in models.items():
-        model_flags = ";".join(_flags(cross_attack_checks(recs)))
+        cross = cross_attack_checks(recs)
         clean = max(r["metrics"]["clean_accuracy"] for r in recs if r["metrics"]["n_examples"] == max(x["metrics"]["n_examples"] for x in recs))
         for threat, by_eps in worst_case(recs).items():
+            covering = [r for r in recs if r["attack"]["threat_model"] == threat]
+            flags = _flags([c for c in cross if c.get("threat_model") == threat]) + [f for r in covering for f in _flags(r.get("checks", []))]
+            model_flags = ";".join(sorted(set(flags)))
             for eps, w in by_eps.items():
                 rows.append({
                     "protocol": recs[0]["protocol"]["name"], "protocol_hash": recs[0]["protocol"]["hash"][:12], "defense": label,
