@@ -96,3 +96,17 @@ def test_monotonicity_check_flags_an_attack_weaker_at_larger_eps(trained_cnn, ev
 def test_predict_runs_in_batches(trained_cnn, eval_batch):
     x, _ = eval_batch
     assert torch.equal(predict(trained_cnn, x, 7), predict(trained_cnn, x, 200))
+
+
+def test_a_model_that_gets_everything_wrong_is_evaluated_without_attacking(eval_batch):
+    class Wrong(torch.nn.Module):
+        def forward(self, x):
+            logits = torch.zeros(len(x), 10)
+            logits[:, 0] = 1
+            return logits + 0 * x.sum()
+
+    x, y = eval_batch
+    keep = y != 0
+    for name in ("pgd", "fmn"):
+        out = evaluate_attack(Wrong(), ATTACKS.create(name, steps=2), x[keep], y[keep], [0.0, 0.1], 64, seed=0)
+        assert out.clean_accuracy() == 0 and out.robust_accuracy() == {0.0: 0.0, 0.1: 0.0}
