@@ -94,10 +94,14 @@ def analysis_record_path(results_dir: Path, protocol: Protocol, defense: str, se
     return Path(results_dir) / f"{protocol.name}-{protocol.hash[:12]}" / defense / f"seed{seed}" / f"analysis_{analysis}.json"
 
 
-def _analyse_rsa(args: argparse.Namespace, protocol: Protocol, pipeline: nn.Module, data, batch_size: int) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+Analysed = tuple[dict[str, Any], dict[str, Any], dict[str, Any]]  # (params, metrics, what was analysed)
+
+
+def _analyse_rsa(args: argparse.Namespace, protocol: Protocol, pipeline: nn.Module, data, batch_size: int) -> Analysed:
     dataset = data[0]
     eps = default_eps(protocol) if args.eps is None else args.eps
-    pgd = {k: v for k, v in (protocol["attacks"].get("pgd") or {}).items() if k in ("steps", "rel_stepsize", "restarts", "random_start")}
+    pgd_keys = ("steps", "rel_stepsize", "restarts", "random_start")
+    pgd = {k: v for k, v in (protocol["attacks"].get("pgd") or {}).items() if k in pgd_keys}
     params = {"n_per_class": args.n_per_class, "eps": eps, "pgd": pgd, "an_steps": args.an_steps,
               "an_stepsize": args.an_stepsize, "batch_size": batch_size, "seed": args.seed,
               "pool": "the whole test set, scanned in order until every class has n_per_class clean images"}
@@ -106,11 +110,11 @@ def _analyse_rsa(args: argparse.Namespace, protocol: Protocol, pipeline: nn.Modu
     metrics = rsa_analysis.analyze(pipeline, dataset.test_x, dataset.test_y, dataset.num_classes,
                                    n_per_class=args.n_per_class, eps=eps, pgd_params=pgd, an_steps=args.an_steps,
                                    an_stepsize=args.an_stepsize, seed=args.seed, batch_size=batch_size)
-    analysed = {"module": type(pipeline).__name__, "path": "", "taps": dict(getattr(pipeline, "taps", {}) or {})}
+    analysed = {"module": type(pipeline).__name__, "path": "(the pipeline itself)", "taps": dict(getattr(pipeline, "taps", {}) or {})}
     return params, metrics, analysed
 
 
-def _analyse_filters(pipeline: nn.Module) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+def _analyse_filters(pipeline: nn.Module) -> Analysed:
     model, path = filter_analysis.unwrap_classifier(pipeline)
     metrics = filter_analysis.model_filter_quality(model)
     analysed = {"module": type(model).__name__, "path": path or "(the pipeline itself)", "pipeline": type(pipeline).__name__}
@@ -147,10 +151,9 @@ def run(args: argparse.Namespace) -> list[Path]:
     names = list(dict.fromkeys(args.defense or ["baseline"]))
     defenses = [make_defense(protocol, name) for name in names]  # validate every name before any work
     if args.analysis == "rsa":
-        for option in ("n_per_class", "an_steps", "an_stepsize"):
-            _check_positive(f"--{option.replace('_', '-')}", getattr(args, option))
-        if args.eps is not None:
-            _check_positive("--eps", args.eps)
+        for option in ("n_per_class", "an_steps", "an_stepsize", "eps", "batch_size"):
+            if getattr(args, option) is not None:
+                _check_positive(f"--{option.replace('_', '-')}", getattr(args, option))
     progress = not args.quiet
     settings = Settings(args.results, args.checkpoints, _device(args.device), False, progress)
     device = settings.resolved_device()

@@ -13,11 +13,13 @@ Definitions, for a layer ``W in R^{c_out x c_in x 3 x 3}`` (n = c_out * c_in ker
 - variance entropy: each non-sparse kernel scaled by its own max-abs, stacked n' x 9,
   centred; ``lambda_i = s_i^2 / (n' - 1)`` from the singular values, ``p = lambda / sum``,
   ``H = -sum p log10 p`` (0 log 0 = 0) in [0, log10 9]. ``H = 0`` when the scaled kernels
-  do not vary (total variance below 1e-10: equal up to float32 rounding); undefined (None) for fewer than two non-sparse kernels. The normalised
-  entropy divides H by ``torchconvquality``'s randomness bound ``tau(n')`` (a logistic fit
-  in log2 n' to the entropy of random kernels), as its ``variance_entropy_clean_norm``
-  does; values near or above 1 mean kernels as diverse as random ones.
-  (``torchconvquality`` itself does not scale kernels by their max-abs; METHODS.md does.)
+  do not vary (total variance below 1e-10: equal up to float32 rounding); undefined
+  (None) for fewer than two non-sparse kernels. The normalised entropy divides H by
+  ``torchconvquality``'s randomness bound ``tau(n')`` (a logistic fit in log2 n' to the
+  entropy of random kernels), as its ``variance_entropy_clean_norm`` does; values near or
+  above 1 mean kernels as diverse as random ones. The fit is negative for n' = 2, where
+  the normalised entropy is left undefined (None). (``torchconvquality`` itself does not
+  scale kernels by their max-abs; METHODS.md does.)
 - orthogonality: each output filter flattened to c_in*9 and L2-normalised (an all-zero
   filter stays zero, as in ``torchconvquality``), ``O = 1 - sum_{i != j} |w_i . w_j| /
   (c_out (c_out - 1))``; undefined (None) for a single output filter.
@@ -65,7 +67,7 @@ def randomness_bound(n: int) -> float:
 
 
 def variance_entropy(weight: torch.Tensor, sparsity_eps: float = SPARSITY_EPS) -> tuple[float | None, float | None]:
-    """(H, H / tau(n')) over the non-sparse kernels, each scaled by its own max-abs; (None, None) if n' < 2."""
+    """(H, H / tau(n')) over the non-sparse kernels, each scaled by its own max-abs; None where undefined."""
     kernels = weight.detach().flatten(0, 1).flatten(1).double()
     kept = kernels[~sparse_kernel_mask(weight, sparsity_eps)]
     n = kept.shape[0]
@@ -79,7 +81,8 @@ def variance_entropy(weight: torch.Tensor, sparsity_eps: float = SPARSITY_EPS) -
         return 0.0, 0.0
     p = variance / total
     h = float(-torch.special.xlogy(p, p).sum() / _LOG10)
-    return h, h / randomness_bound(n)
+    tau = randomness_bound(n)
+    return h, (h / tau if tau > 0 else None)
 
 
 def orthogonality(weight: torch.Tensor) -> float | None:

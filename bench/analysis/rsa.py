@@ -145,7 +145,7 @@ def build_stimuli(pipeline: nn.Module, x: torch.Tensor, y: torch.Tensor, num_cla
     device = device_of(pipeline)
     idx, labels = select_clean(pipeline, x, y, num_classes, n_per_class, batch_size)
     if not len(idx):
-        raise ValueError("the pipeline classifies none of the evaluation images correctly: no clean stimuli for RSA")
+        raise ValueError("the pipeline classifies none of the pool images correctly: no clean stimuli for RSA")
     clean = x[idx].to(device)
     clean = clean.float().div(255) if clean.dtype == torch.uint8 else clean.float()
     labels = labels.to(device)
@@ -188,9 +188,12 @@ def _standardise(a: torch.Tensor) -> tuple[torch.Tensor, int]:
 
 
 @torch.no_grad()
-def standardised_activations(pipeline: nn.Module, images: torch.Tensor, batch_size: int) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+def standardised_activations(pipeline: nn.Module, images: torch.Tensor,
+                             batch_size: int) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
     """Per representation (pixels, each tap, output), the standardised flattened patterns on the CPU."""
     taps = dict(getattr(pipeline, "taps", {}) or {})
+    if {PIXELS, OUTPUT} & set(taps):
+        raise ValueError(f"tap names {PIXELS!r} and {OUTPUT!r} are reserved for the input and the logits; got {list(taps)}")
     parts: dict[str, list[torch.Tensor]] = {PIXELS: [], **{name: [] for name in taps}, OUTPUT: []}
     constant = {name: 0 for name in parts}
 

@@ -37,31 +37,38 @@ class PGD(Attack):
         threat = THREAT_MODELS[self.threat_model]
         steps, restarts = int(self.params.get("steps", 20)), int(self.params.get("restarts", 1))
         size = float(self.params.get("rel_stepsize", 0.1)) * eps
-        early_stop = self.params.get("early_stop", True)
+        random_start = self.params.get("random_start", True)
+        if not self.params.get("early_stop", True):
+            delta = threat.random_init(x, eps, generator) if random_start else torch.zeros_like(x)
+            x_adv = (x + delta).clamp(0, 1)
+            for _ in range(steps):
+                grad, _ = _input_gradient(model, x_adv, y)
+                x_adv = (x + threat.project(threat.step(x_adv - x, grad, size), eps)).clamp(0, 1)
+            return x_adv
+        # Early stop: only examples not yet fooled are stepped (the model is in eval mode, so
+        # each example's trajectory is independent of the others in its batch).
         best = x.clone()
         fooled = torch.zeros(len(x), dtype=torch.bool, device=x.device)
         for _ in range(restarts):
-            delta = threat.random_init(x, eps, generator) if self.params.get("random_start", True) else torch.zeros_like(x)
+            delta = threat.random_init(x, eps, generator) if random_start else torch.zeros_like(x)
             x_adv = (x + delta).clamp(0, 1)
-            for _ in range(steps):
-                grad, logits = _input_gradient(model, x_adv, y)
-                if not early_stop:
-                    x_adv = (x + threat.project(threat.step(x_adv - x, grad, size), eps)).clamp(0, 1)
-                    continue
-                newly = (logits.argmax(1) != y) & ~fooled
-                best[newly] = x_adv[newly]
-                fooled |= newly
-                delta = threat.project(threat.step(x_adv - x, grad, size), eps)
-                x_adv = (x + delta).clamp(0, 1)
-            if not early_stop:
-                return x_adv
-            with torch.no_grad():
-                newly = (model(x_adv).argmax(1) != y) & ~fooled
-            best[newly] = x_adv[newly]
-            fooled |= newly
-            if fooled.all():
-                break
-        best[~fooled] = x_adv[~fooled]
+            for step in range(steps + 1):  # the last pass only checks the final iterate
+                active = (~fooled).nonzero().flatten()
+                if not len(active):
+                    return best
+                if step == steps:
+                    with torch.no_grad():
+                        newly = active[model(x_adv[active]).argmax(1) != y[active]]
+                    best[newly] = x_adv[newly]
+                    fooled[newly] = True
+                    break
+                grad, logits = _input_gradient(model, x_adv[active], y[active])
+                newly = logits.argmax(1) != y[active]
+                best[active[newly]] = x_adv[active[newly]]
+                fooled[active[newly]] = True
+                keep = active[~newly]
+                x_adv[keep] = (x[keep] + threat.project(threat.step(x_adv[keep] - x[keep], grad[~newly], size), eps)).clamp(0, 1)
+        best[~fooled] = x_adv[~fooled]  # not fooled: the last iterate of the last restart
         return best
 
 

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from bench.analysis import cli
 from bench.analysis.cli import add_parsers, default_eps, run
 from bench.errors import BenchError
 from bench.protocol import load_protocol
+from bench.runner import load_data
 
 # A model trained in seconds: 1 epoch on 10 % of the training split, width 8.
 TINY = ["training.epochs=1", "dataset.val_fraction=0.9", "model.width=8", "attacks.pgd.steps=3"]
@@ -37,15 +39,23 @@ def _argv(kind: str, work: Path, *extra: str) -> list[str]:
 @pytest.fixture(scope="module")
 def analyzed(tmp_path_factory):
     """RSA, then filters, of the baseline and a Gaussian-blur pipeline around it (trained once, then reused)."""
+    loaded: dict[str, tuple] = {}
+
+    def load_once(protocol):  # the two runs share one protocol: parse the embedded digits once (~3 s)
+        return loaded.setdefault(protocol.hash, load_data(protocol))
+
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        work = tmp_path_factory.mktemp("analyze")
-        rsa_paths = run(parser().parse_args(_argv("rsa", work, "--n-per-class", "2", "--an-steps", "10",
-                                                  "--an-stepsize", "0.1", "--eps", "0.3")))
-        filter_paths = run(parser().parse_args(_argv("filters", work, "--debug")))
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(cli, "load_data", load_once)
+            work = tmp_path_factory.mktemp("analyze")
+            rsa_paths = run(parser().parse_args(_argv("rsa", work, "--n-per-class", "2", "--an-steps", "10",
+                                                      "--an-stepsize", "0.1", "--eps", "0.3")))
+            filter_paths = run(parser().parse_args(_argv("filters", work, "--debug")))
     finally:
         torch.set_num_threads(before)
+    assert len(loaded) == 1
     return work, rsa_paths, filter_paths
 
 

@@ -78,6 +78,16 @@ def test_all_zero_kernels_but_one_are_sparse():
     assert fq.variance_entropy(torch.zeros(2, 2, 3, 3)) == (None, None)
 
 
+def test_entropy_needs_two_kernels_and_a_positive_bound():
+    one = torch.zeros(3, 3, 3, 3)
+    one[0, 0] = torch.randn(3, 3)
+    assert fq.variance_entropy(one) == (None, None)
+    two = one.clone()
+    two[1, 2] = torch.randn(3, 3)
+    h, h_norm = fq.variance_entropy(two)  # two points span one direction: H = 0; tau(2) < 0
+    assert h == pytest.approx(0.0, abs=1e-12) and h_norm is None and fq.randomness_bound(2) < 0 < fq.randomness_bound(3)
+
+
 def test_identical_filters_have_orthogonality_zero():
     filt = torch.randn(1, 5, 3, 3)
     assert fq.orthogonality(filt.repeat(6, 1, 1, 1)) == pytest.approx(0.0, abs=1e-12)
@@ -143,7 +153,8 @@ def test_unwrap_finds_the_classifier_inside_a_transform_pipeline():
 
 
 def test_cross_check_with_torchconvquality():
-    tcq = pytest.importorskip("torchconvquality", reason="torchconvquality (PyPI) is not installed")
+    # exc_type=ImportError: the package imports distutils, gone from Python 3.12 on
+    tcq = pytest.importorskip("torchconvquality", reason="torchconvquality (PyPI) is not importable", exc_type=ImportError)
     for seed, shape in enumerate([(16, 8), (7, 5), (64, 32)]):
         w = random_layer(*shape, seed)
         s_ref, mask_ref = tcq.sparsity(w)

@@ -58,7 +58,7 @@ def _stimuli() -> tuple[torch.Tensor, Stimuli]:
     predicted = torch.tensor([0, 0, 1, 1, 1, 0, 1, 1])
     d = torch.full((8, 8), 0.5)
     d[4, 0] = d[0, 4] = 0.1  # AI 4 near its source
-    d[4, 2] = d[2, 4] = d[4, 3] = d[3, 4] = 0.3  # ... and nearer to its predicted class 1 than to its source? no: 0.1 < 0.3
+    d[4, 2] = d[2, 4] = d[4, 3] = d[3, 4] = 0.3  # its predicted class 1 is farther (0.3) than its source (0.1)
     d[5, 2] = d[2, 5] = 0.6  # AI 5 far from its source
     d[5, 0] = d[0, 5] = 0.2  # ... and its nearest clean image is of class 0 (its predicted class)
     d[6, 2] = d[2, 6] = 0.2

@@ -110,3 +110,16 @@ def test_a_model_that_gets_everything_wrong_is_evaluated_without_attacking(eval_
     for name in ("pgd", "fmn"):
         out = evaluate_attack(Wrong(), ATTACKS.create(name, steps=2), x[keep], y[keep], [0.0, 0.1], 64, seed=0)
         assert out.clean_accuracy() == 0 and out.robust_accuracy() == {0.0: 0.0, 0.1: 0.0}
+
+
+def test_pgd_restarts_only_add_successes_and_early_exit_matches_full_batches(trained_cnn, eval_batch):
+    x, y = eval_batch
+    one = ATTACKS.create("pgd", steps=5, restarts=1).perturb(trained_cnn, x, y, 0.08, torch.Generator().manual_seed(1))
+    three = ATTACKS.create("pgd", steps=5, restarts=3).perturb(trained_cnn, x, y, 0.08, torch.Generator().manual_seed(1))
+    fooled_one = predict(trained_cnn, one, 120) != y
+    fooled_three = predict(trained_cnn, three, 120) != y
+    assert (fooled_one & ~fooled_three).sum() == 0 and fooled_three.sum() >= fooled_one.sum()
+    # examples are independent in eval mode: attacking a subset gives the same images as attacking the batch
+    part = ATTACKS.create("pgd", steps=5, random_start=False).perturb(trained_cnn, x[:30], y[:30], 0.08, torch.Generator())
+    whole = ATTACKS.create("pgd", steps=5, random_start=False).perturb(trained_cnn, x, y, 0.08, torch.Generator())
+    assert torch.allclose(part, whole[:30], atol=1e-6)

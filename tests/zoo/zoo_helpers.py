@@ -29,12 +29,16 @@ def protocol(**defenses: dict[str, Any]) -> Protocol:
 
 
 def randomized(net: nn.Module, seed: int) -> nn.Module:
-    """``net`` with seeded random weights and batch-norm statistics, so that loading them is visible in the outputs."""
+    """``net`` with seeded random weights and batch-norm statistics, so that loading them is visible in the outputs.
+
+    Weights are scaled by 1/sqrt(fan-in) and variances lie in [0.5, 1.5], so activations stay of order one.
+    """
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for tensor in net.state_dict().values():
             if tensor.is_floating_point():
-                tensor.copy_(torch.randn(tensor.shape, generator=g) * 0.1)
+                scale = tensor[0].numel() ** -0.5 if tensor.dim() > 1 else 0.1
+                tensor.copy_(torch.randn(tensor.shape, generator=g) * scale)
         for module in net.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 module.running_var.copy_(torch.rand(module.running_var.shape, generator=g) + 0.5)
