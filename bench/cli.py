@@ -55,6 +55,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="torch device (default: cuda when available)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
+    from bench.analysis.cli import add_parsers
+
+    add_parsers(sub, common)
+
     p = sub.add_parser("report", parents=[common], help="aggregate result records into tables and figures")
     p.add_argument("--results", type=Path, default=Path("results"), help="folder of result records (default: ./results)")
     p.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default: ./reports)")
@@ -80,40 +84,32 @@ def cmd_list(args) -> None:
 
 def cmd_run(args) -> None:
     from bench.protocol import load_protocol
-    from bench.runner import Settings, run
+    from bench.runner import Settings, parse_device, run
 
     protocol = load_protocol(args.protocol, args.overrides)
     attacks = args.attack or list(protocol["attacks"])
     if attacks == ["all"]:
         attacks = list(protocol["attacks"])
     seeds = args.seed or list(protocol["seeds"])
-    settings = Settings(args.results, args.checkpoints, _device(args.device), args.force, not args.quiet)
+    settings = Settings(args.results, args.checkpoints, parse_device(args.device), args.force, not args.quiet)
     paths = run(protocol, args.defense, attacks, seeds, settings)
     if not args.quiet:
         print(f"{len(paths)} record(s) under {args.results}; protocol {protocol.name} hash {protocol.hash[:12]}")
 
 
-def _device(name: str | None):
-    import torch
-
-    if name is None:
-        return None
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise BenchError(f"--device {name!r} is not a torch device ({exc}); use cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise BenchError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
-    return device
-
-
 def cmd_figures(args) -> None:
     from bench.figures import make_figures
-    from bench.runner import Settings
+    from bench.runner import Settings, parse_device
 
-    settings = Settings(args.results, args.checkpoints, _device(args.device), False, not args.quiet)
+    settings = Settings(args.results, args.checkpoints, parse_device(args.device), False, not args.quiet)
     for line in make_figures(args.paper, args.protocol, settings, args.out, args.dry_run):
         print(line)
+
+
+def cmd_analyze(args) -> None:
+    from bench.analysis.cli import run as run_analysis
+
+    run_analysis(args)
 
 
 def cmd_report(args) -> None:
@@ -130,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
 
         for module in args.plugin:
             load_plugin_module(module)
-        {"list": cmd_list, "run": cmd_run, "report": cmd_report, "figures": cmd_figures}[args.command](args)
+        commands = {"list": cmd_list, "run": cmd_run, "report": cmd_report, "figures": cmd_figures, "analyze": cmd_analyze}
+        commands[args.command](args)
     except BenchError as exc:
         if args.debug:
             raise

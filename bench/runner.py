@@ -19,7 +19,7 @@ from torch import nn
 from bench.attacks.base import Attack
 from bench.data.base import ImageDataset, to_float
 from bench.defenses.base import Defense, TrainingContext
-from bench.errors import ConfigError
+from bench.errors import BenchError, ConfigError
 from bench.evaluation import AttackOutcome, evaluate_attack
 from bench.evaluation.aggregate import model_summary
 from bench.evaluation.model_checks import model_checks
@@ -40,6 +40,19 @@ class Settings:
 
     def resolved_device(self) -> torch.device:
         return self.device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def parse_device(name: str | None) -> torch.device | None:
+    """``--device`` as a torch device (None: cuda when available), refused clearly when unusable."""
+    if name is None:
+        return None
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise BenchError(f"--device {name!r} is not a torch device ({exc}); use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BenchError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
+    return device
 
 
 def _create(registry, kind: str, name: str, params: dict[str, Any]):
@@ -173,7 +186,7 @@ def build_record(protocol: Protocol, defense: Defense, seed: int, attack: Attack
 
 def write_model_summary(record_file: Path) -> dict[str, Any]:
     """Recompute the per-model worst case and cross-attack checks from every record beside ``record_file``."""
-    records = [read_record(p) for p in sorted(record_file.parent.glob("*.json")) if p != summary_path(record_file)]
+    records = [r for r in (read_record(p) for p in sorted(record_file.parent.glob("*.json"))) if r.get("kind") == "attack"]
     first = records[0]
     summary = {
         "schema": SCHEMA_VERSION,

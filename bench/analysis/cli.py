@@ -23,8 +23,8 @@ from bench.analysis.plots import filters_figure, rsa_figure
 from bench.defenses.base import Defense
 from bench.errors import BenchError
 from bench.protocol import Protocol, load_protocol
-from bench.records import SCHEMA_VERSION, code_version, environment, write_json_atomic
-from bench.runner import Settings, load_data, make_defense, obtain_model
+from bench.records import SCHEMA_VERSION, code_version, environment, record_path, write_json_atomic
+from bench.runner import Settings, load_data, make_defense, obtain_model, parse_device
 
 ANALYSES = ("rsa", "filters")
 REFERENCES = {
@@ -78,20 +78,9 @@ def _check_positive(name: str, value: float | int) -> None:
         raise BenchError(f"{name} must be positive, got {value}")
 
 
-def _device(name: str | None) -> torch.device | None:
-    if name is None:
-        return None
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise BenchError(f"--device {name!r} is not a torch device ({exc}); use cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise BenchError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
-    return device
-
-
 def analysis_record_path(results_dir: Path, protocol: Protocol, defense: str, seed: int, analysis: str) -> Path:
-    return Path(results_dir) / f"{protocol.name}-{protocol.hash[:12]}" / defense / f"seed{seed}" / f"analysis_{analysis}.json"
+    """Beside the model's attack records: ``.../<defense>/seed<N>/analysis_<kind>.json``."""
+    return record_path(results_dir, protocol.name, protocol.hash, defense, seed, f"analysis_{analysis}")
 
 
 Analysed = tuple[dict[str, Any], dict[str, Any], dict[str, Any]]  # (params, metrics, what was analysed)
@@ -155,7 +144,7 @@ def run(args: argparse.Namespace) -> list[Path]:
             if getattr(args, option) is not None:
                 _check_positive(f"--{option.replace('_', '-')}", getattr(args, option))
     progress = not args.quiet
-    settings = Settings(args.results, args.checkpoints, _device(args.device), False, progress)
+    settings = Settings(args.results, args.checkpoints, parse_device(args.device), False, progress)
     device = settings.resolved_device()
     data = load_data(protocol)
     batch_size = int(getattr(args, "batch_size", None) or protocol["evaluation"]["batch_size"])

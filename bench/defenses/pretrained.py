@@ -44,7 +44,7 @@ from bench.zoo.compat import import_robustbench
 # Image shape and number of classes of RobustBench's data sets, as its models receive them
 # (ImageNet after RobustBench's resize-256/crop-224 preprocessing, which lies outside its models).
 ROBUSTBENCH_DATA = {"cifar10": ((3, 32, 32), 10), "cifar100": ((3, 32, 32), 100), "imagenet": ((3, 224, 224), 1000)}
-ROBUSTBENCH_THREAT_MODELS = ("Linf", "L2", "corruptions", "corruptions_3d")
+ROBUSTBENCH_THREAT_MODELS = ("Linf", "L2", "corruptions")  # its corruptions_3d board evaluates the corruptions models
 # Errors torch.load and load_state_dict raise on files that are not what they should be.
 _READ_ERRORS = (pickle.UnpicklingError, RuntimeError, EOFError, OSError, KeyError, ValueError)
 
@@ -64,8 +64,8 @@ class RobustBenchModel(Defense):
 
     def checkpoint_paths(self) -> list[Path]:
         """Where ``load_model`` reads the weights: ``{model_dir}/{dataset}/{threat model}/{name}.pt``,
-        or ``{name}.pt_m{i}.pt`` per ensemble member; ``corruptions_3d`` shares the ``corruptions`` folder."""
-        folder = self.model_dir / self.dataset / self.threat_model.replace("_3d", "")
+        or ``{name}.pt_m{i}.pt`` per ensemble member."""
+        folder = self.model_dir / self.dataset / self.threat_model
         if self.n_files == 1:
             return [folder / f"{self.model_name}.pt"]
         return [folder / f"{self.model_name}.pt_m{i}.pt" for i in range(self.n_files)]
@@ -148,7 +148,7 @@ def _served_by_timm(model_name: str, dataset: str, threat_model: str, gdrive_id:
     """Whether ``load_model`` would take its timm branch (``pretrained=True``: a download), by its own naming rule."""
     import timm
 
-    timm_name = f"{model_name.lower().replace('-', '_')}_{dataset}_{threat_model.replace('_3d', '').lower()}"
+    timm_name = f"{model_name.lower().replace('-', '_')}_{dataset}_{threat_model.lower()}"
     return gdrive_id is None or timm.is_model(timm_name)
 
 

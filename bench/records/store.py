@@ -57,8 +57,11 @@ def summary_path(attack_record: Path) -> Path:
     return attack_record.parent / SUMMARY_NAME
 
 
-def iter_records(results_dir: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """Every attack record under ``results_dir`` (model summaries and temporary files are skipped)."""
+def iter_records(results_dir: Path, kind: str = "attack") -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Every record of ``kind`` under ``results_dir`` ("attack", "analysis", "model_summary";
+    temporary files are skipped)."""
     for path in sorted(Path(results_dir).rglob("*.json")):
-        if not path.name.startswith(".") and path.name != SUMMARY_NAME:
-            yield path, read_record(path)
+        if not path.name.startswith("."):
+            record = read_record(path)
+            if record.get("kind", "attack") == kind:
+                yield path, record

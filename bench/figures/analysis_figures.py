@@ -1,0 +1,16 @@
+"""Figures of the analyses (RSA, filter statistics), drawn from their records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bench.analysis.plots import filters_figure, rsa_figure
+
+
+def draw_analysis(kind: str, records: dict[Any, dict[str, Any]], out: Path, stem: str) -> list[Path]:
+    results = {item.name(): rec["metrics"] for item, rec in records.items()}
+    first = next(iter(records.values()))
+    title = f"{first['protocol']['name']} ({first['protocol']['hash'][:12]}), seed {first['seed']}"
+    draw = rsa_figure if kind == "rsa" else filters_figure
+    return draw(results, out / stem, f"{'RSA' if kind == 'rsa' else 'conv filters'}: {title}")
