@@ -87,7 +87,7 @@ def cmd_run(args) -> None:
     from bench.runner import Settings, parse_device, run
 
     protocol = load_protocol(args.protocol, args.overrides)
-    attacks = args.attack or list(protocol["attacks"])
+    attacks = list(dict.fromkeys(args.attack or protocol["attacks"]))  # repeated names run once
     if attacks == ["all"]:
         attacks = list(protocol["attacks"])
     seeds = args.seed or list(protocol["seeds"])

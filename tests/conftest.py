@@ -1,4 +1,4 @@
-"""Shared fixtures: a small trained model on the embedded digits, and fast protocol overrides."""
+"""Shared fixtures: the embedded digits and a small model trained on them."""
 
 from __future__ import annotations
 
@@ -9,18 +9,6 @@ import torch
 
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")  # foolbox imports GitPython
 torch.set_num_threads(2)
-
-# Overrides that make the quick protocol take seconds: 1 epoch, 64 test images, 3 PGD steps.
-FAST = [
-    "training.epochs=1",
-    "evaluation.n_examples=64",
-    "evaluation.batch_size=64",
-    "attacks.pgd.steps=3",
-    "attacks.pgd_l2.steps=3",
-    "threat_models.linf.eps=[0.0, 0.1, 0.3]",
-    "threat_models.l2.eps=[0.0, 1.0, 3.0]",
-]
-
 
 @pytest.fixture(scope="session")
 def digits():

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
-from conftest import FAST
+from fast_protocol import FAST
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -22,7 +22,8 @@ def _sets(overrides):
 def quick_run(tmp_path_factory):
     """One fast `bench run` of the baseline with every protocol attack, shared by the tests below."""
     work = tmp_path_factory.mktemp("work")
-    args = ["run", "--results", str(work / "results"), "--checkpoints", str(work / "ckpt"), "--quiet", *_sets(FAST)]
+    args = ["run", "--results", str(work / "results"), "--checkpoints", str(work / "ckpt"), "--quiet",
+            "--attack", "fgsm", "--attack", "pgd", "--attack", "pgd_l2", *_sets(FAST)]
     assert main(args) == 0
     return work, args
 
@@ -85,8 +86,8 @@ def test_report_writes_tables_and_figures(quick_run):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["run", "--defense", "nope"], "unknown defense 'nope'; valid defenses: baseline"),
-        (["run", "--attack", "nope"], "unknown attack 'nope'; valid attacks: fgsm, pgd, pgd_l2"),
+        (["run", "--defense", "nope"], "unknown defense 'nope'; valid defenses: adv_train, baseline"),
+        (["run", "--attack", "nope"], "unknown attack 'nope'; valid attacks: autoattack, autoattack_l2, boundary"),
         (["run", "--protocol", "nope"], "unknown protocol 'nope'"),
         (["run", "--set", "training.epochs=x"], "training.epochs is a integer"),
         (["run", "--set", "training.optimiser=sgd"], "unknown protocol key 'training.optimiser'"),

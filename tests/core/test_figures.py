@@ -4,7 +4,7 @@ import yaml
 
 from bench.cli import main
 from bench.protocol import load_protocol
-from conftest import FAST
+from fast_protocol import FAST
 
 
 def _tiny_protocol(tmp_path):

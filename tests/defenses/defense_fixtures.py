@@ -1,5 +1,5 @@
 """Fixtures shared by the defense tests (imported by name: a conftest.py here would shadow
-``tests/conftest.py`` for the tests that do ``from conftest import FAST``)."""
+``tests/conftest.py`` for the tests that do ``from fast_protocol import FAST``)."""
 
 from __future__ import annotations
 

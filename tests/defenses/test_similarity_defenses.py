@@ -12,7 +12,7 @@ from bench.defenses.base import TrainingContext
 from bench.errors import ConfigError
 from bench.models import build_model
 from bench.registry import DEFENSES
-from conftest import FAST
+from fast_protocol import FAST
 
 TINY = [*FAST, "attacks.pgd.steps=2"]
 

@@ -1,0 +1,12 @@
+"""Protocol overrides that make the quick protocol take seconds, shared by tests that run `bench`."""
+
+# Overrides that make the quick protocol take seconds: 1 epoch, 64 test images, 3 PGD steps.
+FAST = [
+    "training.epochs=1",
+    "evaluation.n_examples=64",
+    "evaluation.batch_size=64",
+    "attacks.pgd.steps=3",
+    "attacks.pgd_l2.steps=3",
+    "threat_models.linf.eps=[0.0, 0.1, 0.3]",
+    "threat_models.l2.eps=[0.0, 1.0, 3.0]",
+]
