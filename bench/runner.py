@@ -239,7 +239,8 @@ def run(protocol: Protocol, defense_name: str, attack_names: list[str], seeds: l
             eps_grid = list(protocol["threat_models"][attack.threat_model]["eps"])
             m = min(int(attack.params.get("n_examples") or n), n)
             t0 = time.perf_counter()
-            outcome = evaluate_attack(model, attack, x[:m], y[:m], eps_grid, batch_size, seed, settings.progress)
+            outcome = evaluate_attack(model, attack, x[:m], y[:m], eps_grid, batch_size, seed, settings.progress,
+                                      protocol["evaluation"].get("curve", "independent"))
             record = build_record(protocol, defense, seed, attack, dataset, model_info, outcome, device, pipeline_checks,
                                   surrogate_info if attack.needs_surrogate else None)
             write_json_atomic(path, record)

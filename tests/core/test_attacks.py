@@ -123,3 +123,18 @@ def test_pgd_restarts_only_add_successes_and_early_exit_matches_full_batches(tra
     part = ATTACKS.create("pgd", steps=5, random_start=False).perturb(trained_cnn, x[:30], y[:30], 0.08, torch.Generator())
     whole = ATTACKS.create("pgd", steps=5, random_start=False).perturb(trained_cnn, x, y, 0.08, torch.Generator())
     assert torch.allclose(part, whole[:30], atol=1e-6)
+
+
+def test_survivors_curve_matches_the_independent_worst_case(trained_cnn, eval_batch):
+    """Attacking only the survivors of the previous eps gives nearly the same worst-case curve
+    (only the random starts differ) and skips the eps = 0 attack and the monotonicity check."""
+    x, y = eval_batch
+    grid = [0.0, 0.05, 0.1, 0.2]
+    attack = ATTACKS.create("pgd", steps=5, rel_stepsize=0.25)
+    ind = evaluate_attack(trained_cnn, attack, x, y, grid, 120, seed=0)
+    sur = evaluate_attack(trained_cnn, attack, x, y, grid, 120, seed=0, curve="survivors")
+    assert sur.robust_accuracy()[0.0] == ind.clean_accuracy()
+    for eps in grid[1:]:
+        assert abs(sur.robust_accuracy()[eps] - ind.robust_accuracy()[eps]) <= 0.05
+    assert "monotone_in_eps" not in {c["name"] for c in sur.checks}
+    assert all(c["status"] == "pass" for c in sur.checks)
