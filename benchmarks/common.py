@@ -1,0 +1,48 @@
+"""Shared set-up of the benchmarks: a small CNN trained briefly on the embedded digits."""
+
+from __future__ import annotations
+
+import platform
+import time
+
+import torch
+
+from bench.data import load_dataset
+from bench.defenses.base import CrossEntropy, TrainingContext
+from bench.models import build_model
+from bench.training import train
+
+
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine())
+
+
+def trained_small_cnn(device: torch.device, epochs: int = 2, workdir=None):
+    """(model in eval mode, test images float [N,1,28,28], labels): the model the quick protocol trains."""
+    import tempfile
+    from pathlib import Path
+
+    data = load_dataset("mnist_digits")
+    torch.manual_seed(0)
+    model = build_model({"name": "small_cnn"}, 1, 10, data.channel_stats())
+    idx = torch.randperm(len(data.train_y), generator=torch.Generator().manual_seed(0))
+    ctx = TrainingContext(data, idx[400:], device, 0)
+    cfg = {"epochs": epochs, "batch_size": 64, "lr": 0.05, "momentum": 0.9, "schedule": "cosine"}
+    folder = Path(workdir or tempfile.mkdtemp(prefix="bench-benchmark-"))
+    model = train(model, CrossEntropy(), ctx, idx[:400], cfg, folder, progress=False).model.eval()
+    return model, data.test_x.float().div(255).to(device), data.test_y.to(device)
+
+
+def timed(fn, repeats: int = 3) -> float:
+    """Median wall time of ``fn()`` over ``repeats`` runs (after one warm-up)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
