@@ -87,6 +87,28 @@ def make_attack(protocol: Protocol, name: str) -> Attack:
     return attack
 
 
+def _randomized(protocol: Protocol, defense: Defense) -> bool:
+    seen = set()
+    while defense is not None and defense.name not in seen:
+        if defense.randomized:
+            return True
+        seen.add(defense.name)
+        defense = make_defense(protocol, defense.base) if defense.base else None
+    return False
+
+
+def check_compatible(protocol: Protocol, defense: Defense, attacks: list[Attack]) -> None:
+    """Refuse, before any work, combinations whose result would mean nothing."""
+    randomized = _randomized(protocol, defense)
+    for attack in attacks:
+        if randomized and attack.kind == "minimal" and not attack.needs_gradients:
+            raise ConfigError(f"attack {attack.name!r} is decision-based: it assumes a deterministic model, but defense "
+                              f"{defense.name!r} is randomised (its answers change between queries). Use gradient attacks, "
+                              "which the harness runs with EOT on randomised defenses, or noise and transfer attacks.")
+        if attack.needs_surrogate and "baseline" not in DEFENSES:
+            raise ConfigError(f"attack {attack.name!r} needs the 'baseline' defense to train its surrogate")
+
+
 def load_data(protocol: Protocol) -> tuple[ImageDataset, torch.Tensor, torch.Tensor]:
     """The data set and its deterministic train/validation split (indices into the training set)."""
     cfg = protocol["dataset"]
@@ -206,6 +228,7 @@ def run(protocol: Protocol, defense_name: str, attack_names: list[str], seeds: l
     """Train (or reuse) and attack ``defense_name`` for each seed; returns the records written or reused."""
     defense = make_defense(protocol, defense_name)
     attacks = [make_attack(protocol, name) for name in attack_names]  # validate every name before any work
+    check_compatible(protocol, defense, attacks)
     device = settings.resolved_device()
     paths: list[Path] = []
     data = None

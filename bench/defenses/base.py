@@ -61,6 +61,7 @@ class Defense:
     name: str
     params: dict[str, Any] = field(default_factory=dict)
     base: str | None = None  # defense whose trained model this one wraps (input transformations)
+    randomized: bool = False  # the deployed pipeline draws noise: attacked with EOT, not with decision-based attacks
 
     def objective(self, ctx: TrainingContext) -> Objective:
         return CrossEntropy()
@@ -78,7 +79,7 @@ class Defense:
         return model
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "params": self.params, "base": self.base}
+        return {"name": self.name, "params": self.params, "base": self.base, "randomized": self.randomized}
 
 
 def attack_view(pipeline: nn.Module) -> nn.Module:

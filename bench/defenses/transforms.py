@@ -166,6 +166,11 @@ class TransformedModel(nn.Module):
         """The wrapped model's feature taps, as paths from this module (for hooks such as Grad-CAM)."""
         return {name: f"model.{path}" for name, path in getattr(self.model, "taps", {}).items()}
 
+    @property
+    def randomized(self) -> bool:
+        """Whether two passes on the same input may differ (this transform or one it wraps draws noise)."""
+        return bool(self.transform.randomized or getattr(self.model, "randomized", False))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(self.transform(x))
 
@@ -265,8 +270,10 @@ def random_noise(sigma: float = 0.1, eot_samples: int = 8, eot_reduce: str = "lo
     check_choice("random_noise", "eot_reduce", eot_reduce, EOT_REDUCTIONS)
     seed = check_int("random_noise", "seed", seed, 0, 2**63 - 1)
     params = {"sigma": sigma, "eot_samples": eot_samples, "eot_reduce": eot_reduce, "seed": seed}
-    return transform_defense("random_noise", params, lambda model: RandomNoise(sigma, seed), base=base, gradient=gradient,
-                             eot_samples=eot_samples, eot_reduce=eot_reduce)
+    defense = transform_defense("random_noise", params, lambda model: RandomNoise(sigma, seed), base=base, gradient=gradient,
+                                eot_samples=eot_samples, eot_reduce=eot_reduce)
+    defense.randomized = True
+    return defense
 
 
 # Parameter checks shared by the defenses of this package: each names the defense, the
