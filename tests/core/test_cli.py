@@ -148,4 +148,4 @@ def test_readme_plugin_example_runs_verbatim(tmp_path):
     assert "label_smoothing  cross-entropy with smoothed labels" in result.stdout
     (record,) = (tmp_path / "results").rglob("pgd.json")
     rec = json.loads(record.read_text())
-    assert rec["defense"] == {"name": "label_smoothing", "params": {"smoothing": 0.2}, "base": None}
+    assert rec["defense"] == {"name": "label_smoothing", "params": {"smoothing": 0.2}, "base": None, "randomized": False}
