@@ -58,6 +58,8 @@ def parser() -> argparse.ArgumentParser:
     from bench.analysis.cli import add_parsers
 
     add_parsers(sub, common)
+    from bench.sweep.cli import add_parser as add_sweep_parser
+    add_sweep_parser(sub, common)
 
     p = sub.add_parser("report", parents=[common], help="aggregate result records into tables and figures")
     p.add_argument("--results", type=Path, default=Path("results"), help="folder of result records (default: ./results)")
@@ -112,6 +114,14 @@ def cmd_analyze(args) -> None:
     run_analysis(args)
 
 
+def cmd_sweep(args) -> None:
+    from bench.sweep.cli import run as run_sweep
+
+    report = run_sweep(args)
+    if report is not None and report.failed:
+        raise BenchError(report.failure_summary())
+
+
 def cmd_report(args) -> None:
     from bench.reporting import write_report
 
@@ -126,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
 
         for module in args.plugin:
             load_plugin_module(module)
-        commands = {"list": cmd_list, "run": cmd_run, "report": cmd_report, "figures": cmd_figures, "analyze": cmd_analyze}
+        commands = {"list": cmd_list, "run": cmd_run, "report": cmd_report, "figures": cmd_figures, "analyze": cmd_analyze,
+                    "sweep": cmd_sweep}
         commands[args.command](args)
     except BenchError as exc:
         if args.debug:

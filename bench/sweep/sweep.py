@@ -1,0 +1,184 @@
+"""Planning and running a sweep: jobs, shared models first, progress, the summary table."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.errors import BenchError
+from bench.protocol import Protocol
+from bench.sweep.executors import Executor
+from bench.sweep.grid import Grid
+from bench.sweep.jobs import EvaluateJob, JobResult, Target, TrainJob
+
+
+@dataclass
+class Plan:
+    jobs: list[EvaluateJob]  # every (variant, seed) of the grid, in grid order
+    todo: list[EvaluateJob]  # those with at least one missing record
+    shared: list[TrainJob]  # unfinished models that more than one job in ``todo`` would train
+    needs: dict[str, list[str]]  # job label -> labels of the shared models it waits for
+
+
+@dataclass
+class SweepReport:
+    total: int
+    skipped: list[str] = field(default_factory=list)  # jobs whose records all existed
+    results: list[JobResult] = field(default_factory=list)  # one per job that was run (or could not be)
+    records: list[Path] = field(default_factory=list)  # every record of the grid that exists now
+    table: str = ""  # Markdown summary of those records
+
+    @property
+    def failed(self) -> list[JobResult]:
+        return [r for r in self.results if not r.ok]
+
+    def failure_summary(self) -> str:
+        lines = [f"{len(self.failed)} of {self.total} sweep job(s) failed (rerun the same command to retry them; "
+                 "finished records and checkpoints are kept):"]
+        return "\n".join(lines + [f"  {r.label}: {r.error.splitlines()[0] if r.error else 'failed'}" for r in self.failed])
+
+
+def expand(grid: Grid, target: Target) -> list[EvaluateJob]:
+    """One job per (defense variant, seed), running all the grid's attacks on one model."""
+    return [EvaluateJob(v.protocol, v.defense, seed, target, grid.attacks, v.label, v.params_text)
+            for v in grid.variants for seed in grid.seeds]
+
+
+def _checkpoint_folder(protocol: Protocol, defense, seed: int, target: Target) -> Path:
+    """Where ``bench.runner.obtain_model`` keeps this model's checkpoints (its formula, repeated)."""
+    from bench.runner import training_key
+
+    key = training_key(protocol, defense, seed)
+    return Path(target.checkpoint_dir) / protocol.name / defense.name / f"seed{seed}-{key[:12]}"
+
+
+def _trained_models(job: EvaluateJob) -> list[TrainJob]:
+    """The models ``job`` trains unless they exist: its own (an input transformation's base
+    model) and, for transfer attacks, the baseline surrogate of another seed."""
+    from bench.errors import ConfigError
+    from bench.runner import SURROGATE_SEED_OFFSET, make_attack, make_defense
+
+    protocol, seed = job.protocol, job.seed
+    defense, chain = make_defense(protocol, job.defense), [job.defense]
+    while defense.base is not None:
+        if defense.base in chain:
+            raise ConfigError(f"defense bases form a cycle: {' -> '.join(chain + [defense.base])}")
+        chain.append(defense.base)
+        defense = make_defense(protocol, defense.base)
+    models = [TrainJob(protocol, defense.name, seed, job.target)]
+    if any(make_attack(protocol, attack).needs_surrogate for attack in job.pending_attacks()):
+        models.append(TrainJob(protocol, "baseline", seed + SURROGATE_SEED_OFFSET, job.target))
+    return models
+
+
+def plan(grid: Grid, target: Target) -> Plan:
+    """Which jobs still have work, and which models several of them would train at once.
+
+    Two jobs training the same checkpoint folder concurrently would race on its files
+    (``best.pt`` from one run, ``final.pt`` from the other). Such shared models (the base
+    model of input transformations, transfer surrogates) are trained first, each by one
+    train job; the evaluate jobs then find them finished and only load them.
+    """
+    from bench.runner import make_defense
+
+    jobs = expand(grid, target)
+    todo = [job for job in jobs if job.pending_attacks()]
+    users: dict[Path, list[tuple[EvaluateJob, TrainJob]]] = defaultdict(list)
+    for job in todo:
+        for model in _trained_models(job):
+            folder = _checkpoint_folder(model.protocol, make_defense(model.protocol, model.defense), model.seed, target)
+            users[folder].append((job, model))
+    shared, needs = [], defaultdict(list)
+    for folder, pairs in users.items():
+        if len(pairs) < 2 or (folder / "final.pt").exists():
+            continue
+        first = pairs[0][1]
+        model = TrainJob(first.protocol, first.defense, first.seed, target, tuple(job.label for job, _ in pairs))
+        shared.append(model)
+        for job, _ in pairs:
+            needs[job.label].append(model.label)
+    return Plan(jobs, todo, shared, dict(needs))
+
+
+def _prefetch_downloads(protocols: list[Protocol], echo: Callable[[str], None]) -> None:
+    """Download data sets once, here, before workers would all download them into one folder at once."""
+    from bench.runner import load_data
+
+    seen = []
+    for protocol in protocols:
+        cfg = protocol["dataset"]
+        if cfg.get("download") and cfg not in seen:
+            seen.append(cfg)
+            echo(f"fetching data set {cfg['name']} before starting the workers")
+            load_data(protocol)
+
+
+def run_sweep(grid: Grid, target: Target, executor: Executor, echo: Callable[[str], None] = print) -> SweepReport:
+    """Run every job of ``grid`` that has missing records; a failing job is reported, never fatal."""
+    the_plan = plan(grid, target)
+    report = SweepReport(total=len(the_plan.jobs))
+    report.skipped = [job.label for job in the_plan.jobs if job not in the_plan.todo]
+    echo(f"sweep {grid.source}: {len(the_plan.jobs)} job(s) ({len(grid.variants)} defense variant(s) x {len(grid.seeds)} seed(s), "
+         f"{len(grid.attacks)} attack(s) each); {len(report.skipped)} already complete")
+    done = len(report.skipped)
+    if the_plan.todo:
+        _prefetch_downloads([job.protocol for job in the_plan.todo], echo)
+        echo(f"running {len(the_plan.todo)} job(s) on {executor.describe(len(the_plan.todo))}")
+    failed_models: dict[str, str] = {}
+    if the_plan.shared:
+        echo(f"first training {len(the_plan.shared)} model(s) that several jobs share")
+        for i, result in enumerate(executor.map(the_plan.shared), 1):
+            status = f"trained ({result.seconds:.1f}s)" if result.ok else f"FAILED: {result.error}"
+            echo(f"[shared model {i}/{len(the_plan.shared)}] {result.label}: {status}")
+            if not result.ok:
+                failed_models[result.label] = result.error
+    runnable = []
+    for job in the_plan.todo:
+        broken = [label for label in the_plan.needs.get(job.label, []) if label in failed_models]
+        if broken:
+            report.results.append(JobResult(job.label, False, 0.0, error=f"not run: training the shared model "
+                                                                         f"{broken[0]} failed: {failed_models[broken[0]]}"))
+            done += 1
+            echo(f"[{done}/{report.total}] {job.label}: FAILED (its shared model could not be trained)")
+        else:
+            runnable.append(job)
+    for result in executor.map(runnable):
+        done += 1
+        report.results.append(result)
+        status = f"{len(result.written)} record(s) written ({result.seconds:.1f}s)" if result.ok else f"FAILED: {result.error}"
+        echo(f"[{done}/{report.total}] {result.label}: {status}")
+    labels = {path: job.params_text for job in the_plan.jobs for path in job.record_paths()}
+    report.records = [path for path in labels if path.exists()]
+    try:
+        report.table = summary_markdown(report.records, labels)
+    except BenchError as exc:  # an unreadable record must not hide the jobs' outcome
+        report.table = f"(no summary table: {exc})\n"
+    return report
+
+
+def summary_markdown(records: list[Path], params: dict[Path, str]) -> str:
+    """``bench.reporting``'s summary table over exactly ``records``, variants named by their hyperparameters.
+
+    Worst-case rows are those of the models the sweep touched (over every attack record
+    beside theirs, as ``bench report`` computes them).
+    """
+    import pandas as pd
+
+    from bench.reporting.tables import WORST, records_frame, summary_table, to_markdown
+
+    wanted = {path.resolve(): text for path, text in params.items() if path in set(records)}
+    folders = sorted({path.parents[2] for path in records})  # <results>/<protocol>-<hash12>/
+    frame = pd.concat([records_frame(folder) for folder in folders] or [pd.DataFrame()], ignore_index=True)
+    if frame.empty:
+        return "(no attack records)\n"
+    attack_rows = frame["attack"] != WORST
+    ours = attack_rows & frame["record"].map(lambda r: Path(r).resolve() in wanted)
+    models = {(r.protocol_hash, r.defense, r.seed) for r in frame[ours].itertuples()}
+    worst_rows = ~attack_rows & pd.Series([key in models for key in zip(frame["protocol_hash"], frame["defense"], frame["seed"])],
+                                          index=frame.index)
+    suffix = {(r.protocol_hash, r.defense): wanted[Path(r.record).resolve()] for r in frame[ours].itertuples()}
+    frame = frame[ours | worst_rows].copy()
+    frame["defense"] = [f"{d} [{suffix[(h, d)]}]" if suffix.get((h, d)) else d for h, d in zip(frame["protocol_hash"], frame["defense"])]
+    return to_markdown(summary_table(frame))

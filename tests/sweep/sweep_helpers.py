@@ -1,0 +1,54 @@
+"""Helpers of the sweep tests: tiny-model overrides, the reference grid, grid files, record comparison."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# The quick protocol made tiny: one epoch of a width-8 CNN, 32 test images, 2 PGD steps.
+TINY = ["training.epochs=1", "evaluation.n_examples=32", "attacks.pgd.steps=2", "model.width=8"]
+# 2 defenses (pixel_sim through the hyperparameter form) x 2 seeds x 2 attacks = 4 jobs, 8 records.
+GRID = {"protocol": "quick", "overrides": TINY, "defenses": {"baseline": None, "pixel_sim": {"n_images": [100]}},
+        "seeds": [0, 1], "attacks": ["fgsm", "pgd"]}
+# Fields that differ between two runs of the same job: wall-clock times, dates, the machine's state.
+VOLATILE = {"created", "timings", "environment", "trained_now"}
+
+
+def write_grid(path: Path, **fields: Any) -> Path:
+    path.write_text(yaml.safe_dump(fields, sort_keys=False))
+    return path
+
+
+def comparable(value: Any, checkpoint_dir: Path) -> Any:
+    """A record without its volatile fields, checkpoint paths made relative to their folder."""
+    if isinstance(value, dict):
+        return {k: comparable(v, checkpoint_dir) for k, v in value.items() if k not in VOLATILE and not k.endswith("seconds")}
+    if isinstance(value, list):
+        return [comparable(v, checkpoint_dir) for v in value]
+    if isinstance(value, str):
+        return value.replace(str(checkpoint_dir.resolve()), "<checkpoints>")
+    return value
+
+
+def records(results: Path, checkpoints: Path) -> dict[str, Any]:
+    """Every JSON file under ``results`` (relative path -> comparable content)."""
+    return {str(p.relative_to(results)): comparable(json.loads(p.read_text()), checkpoints) for p in sorted(results.rglob("*.json"))}
+
+
+def mtimes(*folders: Path) -> dict[Path, int]:
+    return {p: p.stat().st_mtime_ns for folder in folders for p in folder.rglob("*") if p.is_file()}
+
+
+def bench(*argv: str) -> tuple[int, str, str]:
+    """``bench.cli.main`` in this process; returns (status, stdout, stderr)."""
+    from bench.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main(list(argv))
+    return status, out.getvalue(), err.getvalue()

@@ -1,0 +1,90 @@
+"""Real sweeps of tiny models: executors agree, reruns do nothing, failures stay local, work resumes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from sweep_helpers import GRID, bench, comparable, mtimes, records, write_grid
+
+HERE = Path(__file__).resolve().parent
+
+
+def test_serial_and_local_executors_write_identical_records(reference_sweeps):
+    serial, local = reference_sweeps["serial"], reference_sweeps["local"]
+    a, b = records(serial["results"], serial["checkpoints"]), records(local["results"], local["checkpoints"])
+    attack_records = [name for name in a if not name.endswith("summary.json")]
+    assert len(attack_records) == 8 and len(a) == 12  # 4 jobs x (fgsm, pgd) + one summary.json per job
+    assert sorted(a) == sorted(b)
+    for name in a:
+        assert a[name] == b[name], name
+    # the comparison has teeth: seeds and defenses give different models, hence different outcomes
+    pgd = {name.split("/", 1)[1]: rec for name, rec in a.items() if name.endswith("pgd.json")}
+    assert len({rec["protocol"]["hash"] for rec in pgd.values()}) == 2  # baseline's and pixel_sim[n_images=100]'s
+    assert len({json.dumps(rec["metrics"]["per_example"], sort_keys=True) for rec in pgd.values()}) == 4
+    assert all(rec["metrics"]["n_examples"] == 32 and rec["protocol"]["config"]["model"]["width"] == 8 for rec in pgd.values())
+    assert {rec["defense"]["params"].get("n_images") for rec in pgd.values()} == {None, 100}
+
+
+def test_progress_lines_and_summary_table(reference_sweeps):
+    out = reference_sweeps["local"]["out"]
+    assert "4 job(s) (2 defense variant(s) x 2 seed(s), 2 attack(s) each); 0 already complete" in out
+    assert "local (2 worker process(es) x 1 torch thread(s))" in out
+    done = [line for line in out.splitlines() if line.startswith("[")]
+    assert [line.split("]")[0] for line in done] == ["[1/4", "[2/4", "[3/4", "[4/4"]
+    assert all("2 record(s) written" in line for line in done)
+    table = [line for line in out.splitlines() if line.startswith("| quick")]
+    # 2 variants x (fgsm, pgd, worst case) x 6 eps, each the mean over the 2 seeds
+    assert len(table) == 36 and all(" | 2 | 32 | " in line for line in table)
+    assert sum("| pixel_sim [n_images=100] | pgd (linf) |" in line for line in table) == 6
+    assert sum("| baseline | **worst case** (linf) |" in line for line in table) == 6
+    assert "4 job(s): 0 already complete, 4 run, 0 failed; 8 record(s)" in out
+
+
+def test_rerun_trains_nothing_and_writes_nothing(reference_sweeps):
+    local = reference_sweeps["local"]
+    before = mtimes(local["results"], local["checkpoints"])
+    status, out, _ = bench("sweep", str(reference_sweeps["grid"]), "--results", str(local["results"]),
+                           "--checkpoints", str(local["checkpoints"]))
+    assert status == 0
+    assert "0 already complete" not in out and "4 already complete" in out and "running" not in out
+    assert not [line for line in out.splitlines() if line.startswith("[")]
+    assert mtimes(local["results"], local["checkpoints"]) == before
+    assert "4 job(s): 4 already complete, 0 run, 0 failed; 8 record(s)" in out
+
+
+def test_failing_jobs_are_reported_and_interrupted_work_resumes(reference_sweeps, tmp_path, monkeypatch):
+    serial = reference_sweeps["serial"]
+    results, checkpoints = tmp_path / "results", tmp_path / "checkpoints"
+    shutil.copytree(serial["results"], results)
+    shutil.copytree(serial["checkpoints"], checkpoints)
+    (baseline1,) = (checkpoints / "quick" / "baseline").glob("seed1-*")
+    (baseline1 / "final.pt").write_bytes(b"not a checkpoint")  # a corrupt model: its job fails
+    next(results.glob("quick-*/baseline/seed1/pgd.json")).unlink()
+    (pixel0,) = (checkpoints / "quick" / "pixel_sim").glob("seed0-*")
+    (pixel0 / "final.pt").unlink()  # killed after the last epoch's last.pt, before final.pt
+    lost = next(results.glob("quick-*/pixel_sim/seed0/fgsm.json"))
+    original = json.loads((serial["results"] / lost.relative_to(results)).read_text())
+    lost.unlink()
+    changed = (baseline1, pixel0, lost.parent, next(results.glob("quick-*/baseline/seed1")))
+    untouched = {p: t for p, t in mtimes(results, checkpoints).items() if not any(p.is_relative_to(c) for c in changed)}
+    last_pt = (pixel0 / "last.pt").stat().st_mtime_ns
+
+    monkeypatch.chdir(HERE)  # --plugin sweep_plugin: a module in the working directory, as for `bench run`
+    grid = write_grid(tmp_path / "grid.yaml", **{**GRID, "defenses": {**GRID["defenses"], "sweep_nan_loss": None}})
+    status, out, err = bench("sweep", str(grid), "--plugin", "sweep_plugin", "--executor", "local", "--workers", "2",
+                             "--results", str(results), "--checkpoints", str(checkpoints))
+
+    assert status == 2
+    assert "3 of 6 sweep job(s) failed" in err
+    assert "baseline seed 1: checkpoint" in err and "is corrupt or unreadable" in err
+    assert "sweep_nan_loss seed 0: training loss became nan" in err and "sweep_nan_loss seed 1: training loss became nan" in err
+    assert "6 job(s) (3 defense variant(s) x 2 seed(s), 2 attack(s) each); 2 already complete" in out
+    assert "pixel_sim[n_images=100] seed 0: 1 record(s) written" in out
+    # the other jobs went on: the interrupted model was finished from last.pt (no epoch trained again), its record redone
+    assert (pixel0 / "final.pt").exists() and (pixel0 / "last.pt").stat().st_mtime_ns == last_pt
+    assert comparable(json.loads(lost.read_text()), checkpoints) == comparable(original, serial["checkpoints"])
+    assert {p: t for p, t in mtimes(results, checkpoints).items() if p in untouched} == untouched
+    # the summary table still covers every record the grid has
+    assert sum(line.startswith("| quick") for line in out.splitlines()) == 36
