@@ -6,6 +6,12 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported when a sweep runs, not whenever the `bench` parser is built
+    from bench.sweep.grid import Grid
+    from bench.sweep.jobs import Target
+    from bench.sweep.sweep import SweepReport
 
 GRID_EXAMPLE = """\
 grid file (YAML):
@@ -27,8 +33,9 @@ def add_parser(subparsers: argparse._SubParsersAction, common_parent: argparse.A
     """Register ``sweep`` on the top-level ``subparsers``."""
     p = subparsers.add_parser(
         "sweep", parents=[common_parent], help="run a grid file: every defense x hyperparameter x seed x attack, in parallel",
-        description="Run every (defense variant, seed) job of a grid file that lacks records, each job training its model "
-                    "once and running all attacks on it; print progress and a summary table.",
+        description="Run every (defense variant, seed) job of a grid file that lacks records, each job training its\n"
+                    "model once and running all attacks on it; print progress and a summary table. A rerun\n"
+                    "resumes an interrupted sweep; exit status 2 when any job failed.",
         epilog=GRID_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("grid", type=Path, help="the grid file (YAML), format below")
     p.add_argument("--results", type=Path, default=Path("results"), help="folder for result records (default: ./results)")
@@ -43,20 +50,20 @@ def add_parser(subparsers: argparse._SubParsersAction, common_parent: argparse.A
     return p
 
 
-def _dry_run(grid, target, echo) -> None:
+def _dry_run(grid: Grid, target: Target) -> None:
     from bench.sweep.sweep import plan
 
     the_plan = plan(grid, target)
     todo = {job.label for job in the_plan.todo}
-    echo(f"sweep {grid.source}: {len(the_plan.jobs)} job(s), {len(todo)} with missing records; executor {grid.executor}")
+    print(f"sweep {grid.source}: {len(the_plan.jobs)} job(s), {len(todo)} with missing records; executor {grid.executor}")
     for job in the_plan.jobs:
         missing = job.pending_attacks() if job.label in todo else []
-        echo(f"  {job.label}: " + (f"to run ({', '.join(missing)})" if missing else "complete"))
+        print(f"  {job.label}: " + (f"to run ({', '.join(missing)})" if missing else "complete"))
     for model in the_plan.shared:
-        echo(f"  trained first: {model.label}")
+        print(f"  trained first: {model.label}")
 
 
-def run(args: argparse.Namespace):
+def run(args: argparse.Namespace) -> SweepReport | None:
     """Validate the grid (all of it, before any work), run the sweep and print its outcome; returns the
     :class:`~bench.sweep.sweep.SweepReport` (None for ``--dry-run``)."""
     from bench.runner import parse_device
@@ -70,9 +77,10 @@ def run(args: argparse.Namespace):
     target = Target(args.results.resolve(), args.checkpoints.resolve(), args.device, tuple(args.plugin), os.getcwd(), args.verbose)
     echo = (lambda line: None) if args.quiet else (lambda line: print(line, flush=True))
     if args.dry_run:
-        _dry_run(grid, target, print)
+        _dry_run(grid, target)
         return None
-    with make_executor(args.executor or grid.executor, args.workers or grid.workers, args.threads) as executor:
+    workers = args.workers if args.workers is not None else grid.workers
+    with make_executor(args.executor or grid.executor, workers, args.threads) as executor:
         report = run_sweep(grid, target, executor, echo)
     echo("")
     echo(report.table.rstrip())

@@ -11,23 +11,26 @@ subclass; grid files and ``--executor`` then accept its name.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import multiprocessing
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from typing import Any, Callable, ClassVar, TypeVar
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Callable, ClassVar
 
 from bench.errors import BenchError, ConfigError
 from bench.sweep.jobs import Job, JobResult, torch_threads
 
 EXECUTORS: dict[str, type[Executor]] = {}
-E = TypeVar("E", bound="type[Executor]")
 
 
-def register_executor(name: str) -> Callable[[E], E]:
-    def decorator(cls: E) -> E:
+def register_executor(name: str) -> Callable[[type[Executor]], type[Executor]]:
+    """Class decorator: make an executor available under ``name`` (grid files, ``--executor``)."""
+
+    def decorator(cls: type[Executor]) -> type[Executor]:
         cls.name = name
         EXECUTORS[name] = cls
         return cls
@@ -121,22 +124,30 @@ class LocalExecutor(Executor):
     def map(self, jobs: Sequence[Job]) -> Iterator[JobResult]:
         if not jobs:
             return
-        workers, threads = self._shape(len(jobs))
+        _, threads = self._shape(len(jobs))
         if self._pool is None:  # kept for later map calls: starting a worker costs seconds of imports
             self._pool = ProcessPoolExecutor(max_workers=self.workers or usable_cores(),
                                              mp_context=multiprocessing.get_context("spawn"))
         futures: dict[Future, Job] = {}
+        broken = False
         try:
             futures = {self._pool.submit(execute, job, threads): job for job in jobs}
             for future in as_completed(futures):
                 try:
                     result = future.result()
-                except Exception as exc:  # the worker died (killed, out of memory): the job did not finish
-                    result = _lost(futures[future], "worker process failed", exc)
+                except BrokenProcessPool as exc:
+                    # A worker died (killed, out of memory, a crash in native code). The pool then fails
+                    # every job it had not finished, as it cannot tell which one killed the worker.
+                    broken = True
+                    result = _lost(futures[future], "worker process died, taking this unfinished job with it", exc)
+                except Exception as exc:  # e.g. the job or its result could not be pickled
+                    result = _lost(futures[future], "worker could not run the job", exc)
                 yield result
         finally:
             for future in futures:
                 future.cancel()
+            if broken:  # a broken pool refuses new work: the next map starts a fresh one
+                self.close()
 
     def close(self) -> None:
         if self._pool is not None:
@@ -157,10 +168,8 @@ class RayExecutor(Executor):
 
     def __init__(self, workers: int | None = None, threads: int | None = None):
         super().__init__(workers, threads)
-        try:
-            import ray  # noqa: F401
-        except ImportError:
-            raise BenchError("executor 'ray' needs the ray package: pip install ray") from None
+        if importlib.util.find_spec("ray") is None:
+            raise BenchError("executor 'ray' needs the ray package: pip install ray")
         self._started = False
 
     def _connect(self):

@@ -140,6 +140,7 @@ def _names(raw: Any, key: str, problems: list[str]) -> list[str] | None:
 
 
 def _variants(base: str, overrides: list[str], specs, problems: list[str]) -> list[Variant]:
+    """Every combination of every defense's values, each applied to the protocol and built once."""
     from bench.runner import make_defense
 
     variants: list[Variant] = []
@@ -147,11 +148,10 @@ def _variants(base: str, overrides: list[str], specs, problems: list[str]) -> li
     for name, params in specs:
         keys = [param for param, _ in params]
         for combo in itertools.product(*[values for _, values in params]):
-            chosen = tuple(zip(keys, combo))
-            label = variant_label(name, chosen)
+            chosen, label = tuple(zip(keys, combo)), name
             try:
-                extra = [f"defenses.{name}.{param}={format_value(value)}" for param, value in chosen]
-                protocol = load_protocol(base, [*overrides, *extra])
+                label = variant_label(name, chosen)  # raises for a value no override can carry
+                protocol = load_protocol(base, [*overrides, *(f"defenses.{name}.{k}={format_value(v)}" for k, v in chosen)])
                 defense = make_defense(protocol, name)
             except BenchError as exc:
                 problems.append(f"defenses: {label}: {exc}")
@@ -165,9 +165,26 @@ def _variants(base: str, overrides: list[str], specs, problems: list[str]) -> li
     return variants
 
 
-def load_grid(path: Path, executors: Collection[str]) -> Grid:
-    """Read and fully validate a grid file; ``executors`` are the valid executor names."""
-    path = Path(path)
+def _positive_int(raw: dict[str, Any], key: str, problems: list[str]) -> int | None:
+    value = raw.get(key)
+    if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+        problems.append(f"{key} must be a positive integer, got {value!r}")
+        return None
+    return value
+
+
+def _seeds(raw: Any, problems: list[str]) -> list[int] | None:
+    if raw is None:
+        return None
+    if not (isinstance(raw, list) and raw and all(isinstance(s, int) and not isinstance(s, bool) for s in raw)):
+        problems.append(f"seeds must be a non-empty list of integers, got {raw!r}")
+        return None
+    for seed in dict.fromkeys(_unique(raw)):
+        problems.append(f"seeds: {seed} is listed more than once")
+    return raw
+
+
+def _read(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"grid file {path} does not exist")
     try:
@@ -176,6 +193,15 @@ def load_grid(path: Path, executors: Collection[str]) -> Grid:
         raise ConfigError(f"grid file {path} is not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"grid file {path} must be a mapping with the keys {', '.join(GRID_KEYS)}")
+    return raw
+
+
+def load_grid(path: Path, executors: Collection[str]) -> Grid:
+    """Read and fully validate a grid file; ``executors`` are the valid executor names."""
+    from bench.runner import make_attack
+
+    path = Path(path)
+    raw = _read(path)
     problems: list[str] = []
     unknown = [key for key in raw if key not in GRID_KEYS]
     if unknown:
@@ -183,7 +209,6 @@ def load_grid(path: Path, executors: Collection[str]) -> Grid:
     missing = [key for key in REQUIRED_KEYS if key not in raw]
     if missing:
         problems.append(f"missing required key(s) {', '.join(missing)}")
-
     overrides = raw.get("overrides") or []
     if not (isinstance(overrides, list) and all(isinstance(o, str) and "=" in o for o in overrides)):
         problems.append(f"overrides must be a list of key=value strings, e.g. [training.epochs=2], got {overrides!r}")
@@ -191,44 +216,30 @@ def load_grid(path: Path, executors: Collection[str]) -> Grid:
     executor = raw.get("executor", DEFAULT_EXECUTOR)
     if executor not in executors:
         problems.append(f"unknown executor {executor!r}; valid executors: {', '.join(executors)}")
-    workers = raw.get("workers")
-    if workers is not None and not (isinstance(workers, int) and not isinstance(workers, bool) and workers > 0):
-        problems.append(f"workers must be a positive integer, got {workers!r}")
-        workers = None
-    seeds = raw.get("seeds")
-    if seeds is not None:
-        if not (isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
-            problems.append(f"seeds must be a non-empty list of integers, got {seeds!r}")
-            seeds = None
-        elif _unique(seeds):
-            problems.append(f"seeds: {_unique(seeds)[0]} is listed more than once")
+    workers = _positive_int(raw, "workers", problems)
+    seeds = _seeds(raw.get("seeds"), problems)
     attacks = _names(raw.get("attacks"), "attacks", problems)
-    specs = _defense_specs(raw.get("defenses", []), problems)
+    specs = _defense_specs(raw["defenses"], problems) if "defenses" in raw else []
 
     protocol_name = raw.get("protocol")
-    base: Protocol | None = None
+    if "protocol" in raw and not (isinstance(protocol_name, str) and protocol_name):
+        problems.append(f"protocol must be a shipped protocol name or a path to a .yaml file, got {protocol_name!r}")
+    variants: list[Variant] = []
     if isinstance(protocol_name, str) and protocol_name:
         protocol_name = _resolve_protocol(protocol_name, path.parent)
         try:
             base = load_protocol(protocol_name, overrides)
         except BenchError as exc:
             problems.append(f"protocol: {exc}")
-    elif "protocol" in raw:
-        problems.append(f"protocol must be a shipped protocol name or a path to a .yaml file, got {protocol_name!r}")
-
-    variants: list[Variant] = []
-    if base is not None:
-        from bench.runner import make_attack
-
-        attacks = attacks or list(base["attacks"])
-        for name in attacks:
-            try:
-                make_attack(base, name)
-            except BenchError as exc:
-                problems.append(f"attacks: {exc}")
-        seeds = seeds or list(base["seeds"])
-        variants = _variants(protocol_name, overrides, specs, problems)
+        else:  # names can only be checked against a protocol: attack parameters and eps grids live there
+            attacks = attacks or list(base["attacks"])
+            seeds = seeds or list(base["seeds"])
+            for name in attacks:
+                try:
+                    make_attack(base, name)
+                except BenchError as exc:
+                    problems.append(f"attacks: {exc}")
+            variants = _variants(protocol_name, overrides, specs, problems)
     if problems:
         raise ConfigError(f"grid file {path} has {len(problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in problems))
-    assert base is not None and attacks is not None and seeds is not None
     return Grid(str(path), protocol_name, tuple(overrides), tuple(variants), tuple(seeds), tuple(attacks), executor, workers)

@@ -17,11 +17,14 @@ from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from bench.errors import BenchError
 from bench.protocol import Protocol
 from bench.records import record_path
+
+if TYPE_CHECKING:  # bench.runner imports torch and every component: workers import it when they run a job
+    from bench.runner import Settings
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,7 @@ class Target:
     plugin_path: str | None = None  # the driver's working directory: --plugin modules beside it import in workers too
     verbose: bool = False  # the runner's own progress output, from every worker
 
-    def settings(self):
+    def settings(self) -> Settings:
         from bench.runner import Settings, parse_device
 
         return Settings(self.results_dir, self.checkpoint_dir, parse_device(self.device), False, self.verbose)

@@ -6,12 +6,16 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bench.errors import BenchError
+from bench.errors import BenchError, ConfigError
 from bench.protocol import Protocol
 from bench.sweep.executors import Executor
 from bench.sweep.grid import Grid
 from bench.sweep.jobs import EvaluateJob, JobResult, Target, TrainJob
+
+if TYPE_CHECKING:
+    from bench.defenses.base import Defense
 
 
 @dataclass
@@ -46,7 +50,7 @@ def expand(grid: Grid, target: Target) -> list[EvaluateJob]:
             for v in grid.variants for seed in grid.seeds]
 
 
-def _checkpoint_folder(protocol: Protocol, defense, seed: int, target: Target) -> Path:
+def _checkpoint_folder(protocol: Protocol, defense: Defense, seed: int, target: Target) -> Path:
     """Where ``bench.runner.obtain_model`` keeps this model's checkpoints (its formula, repeated)."""
     from bench.runner import training_key
 
@@ -57,7 +61,6 @@ def _checkpoint_folder(protocol: Protocol, defense, seed: int, target: Target) -
 def _trained_models(job: EvaluateJob) -> list[TrainJob]:
     """The models ``job`` trains unless they exist: its own (an input transformation's base
     model) and, for transfer attacks, the baseline surrogate of another seed."""
-    from bench.errors import ConfigError
     from bench.runner import SURROGATE_SEED_OFFSET, make_attack, make_defense
 
     protocol, seed = job.protocol, job.seed
@@ -115,44 +118,53 @@ def _prefetch_downloads(protocols: list[Protocol], echo: Callable[[str], None]) 
             load_data(protocol)
 
 
+def _train_shared(models: list[TrainJob], executor: Executor, echo: Callable[[str], None]) -> dict[str, str]:
+    """Train the shared models; returns label -> error of those that failed."""
+    failed: dict[str, str] = {}
+    if not models:
+        return failed
+    echo(f"first training {len(models)} model(s) that several jobs share")
+    for i, result in enumerate(executor.map(models), 1):
+        echo(f"[shared model {i}/{len(models)}] {result.label}: "
+             + (f"trained ({result.seconds:.1f}s)" if result.ok else f"FAILED: {result.error}"))
+        if not result.ok:
+            failed[result.label] = result.error
+    return failed
+
+
 def run_sweep(grid: Grid, target: Target, executor: Executor, echo: Callable[[str], None] = print) -> SweepReport:
     """Run every job of ``grid`` that has missing records; a failing job is reported, never fatal."""
     the_plan = plan(grid, target)
     report = SweepReport(total=len(the_plan.jobs))
-    report.skipped = [job.label for job in the_plan.jobs if job not in the_plan.todo]
+    pending = {job.label for job in the_plan.todo}
+    report.skipped = [job.label for job in the_plan.jobs if job.label not in pending]
     echo(f"sweep {grid.source}: {len(the_plan.jobs)} job(s) ({len(grid.variants)} defense variant(s) x {len(grid.seeds)} seed(s), "
          f"{len(grid.attacks)} attack(s) each); {len(report.skipped)} already complete")
-    done = len(report.skipped)
     if the_plan.todo:
         _prefetch_downloads([job.protocol for job in the_plan.todo], echo)
         echo(f"running {len(the_plan.todo)} job(s) on {executor.describe(len(the_plan.todo))}")
-    failed_models: dict[str, str] = {}
-    if the_plan.shared:
-        echo(f"first training {len(the_plan.shared)} model(s) that several jobs share")
-        for i, result in enumerate(executor.map(the_plan.shared), 1):
-            status = f"trained ({result.seconds:.1f}s)" if result.ok else f"FAILED: {result.error}"
-            echo(f"[shared model {i}/{len(the_plan.shared)}] {result.label}: {status}")
-            if not result.ok:
-                failed_models[result.label] = result.error
+    failed_models = _train_shared(the_plan.shared, executor, echo)
+
+    def finished(result: JobResult) -> None:
+        report.results.append(result)
+        status = f"{len(result.written)} record(s) written ({result.seconds:.1f}s)" if result.ok else f"FAILED: {result.error}"
+        echo(f"[{len(report.skipped) + len(report.results)}/{report.total}] {result.label}: {status}")
+
     runnable = []
     for job in the_plan.todo:
         broken = [label for label in the_plan.needs.get(job.label, []) if label in failed_models]
         if broken:
-            report.results.append(JobResult(job.label, False, 0.0, error=f"not run: training the shared model "
-                                                                         f"{broken[0]} failed: {failed_models[broken[0]]}"))
-            done += 1
-            echo(f"[{done}/{report.total}] {job.label}: FAILED (its shared model could not be trained)")
+            finished(JobResult(job.label, False, 0.0, error=f"not run: training the shared model {broken[0]} failed: "
+                                                             f"{failed_models[broken[0]]}"))
         else:
             runnable.append(job)
-    for result in executor.map(runnable):
-        done += 1
-        report.results.append(result)
-        status = f"{len(result.written)} record(s) written ({result.seconds:.1f}s)" if result.ok else f"FAILED: {result.error}"
-        echo(f"[{done}/{report.total}] {result.label}: {status}")
-    labels = {path: job.params_text for job in the_plan.jobs for path in job.record_paths()}
-    report.records = [path for path in labels if path.exists()]
+    for result in executor.map(runnable) if runnable else ():
+        finished(result)
+
+    params = {path: job.params_text for job in the_plan.jobs for path in job.record_paths()}
+    report.records = [path for path in params if path.exists()]
     try:
-        report.table = summary_markdown(report.records, labels)
+        report.table = summary_markdown(report.records, params)
     except BenchError as exc:  # an unreadable record must not hide the jobs' outcome
         report.table = f"(no summary table: {exc})\n"
     return report
@@ -168,7 +180,8 @@ def summary_markdown(records: list[Path], params: dict[Path, str]) -> str:
 
     from bench.reporting.tables import WORST, records_frame, summary_table, to_markdown
 
-    wanted = {path.resolve(): text for path, text in params.items() if path in set(records)}
+    existing = set(records)
+    wanted = {path.resolve(): text for path, text in params.items() if path in existing}
     folders = sorted({path.parents[2] for path in records})  # <results>/<protocol>-<hash12>/
     frame = pd.concat([records_frame(folder) for folder in folders] or [pd.DataFrame()], ignore_index=True)
     if frame.empty:

@@ -145,7 +145,7 @@ def test_readme_plugin_example_runs_verbatim(tmp_path):
     result = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True,
                             env={"PATH": f"{bench_dir}:/usr/bin:/bin", "HOME": str(tmp_path)})
     assert result.returncode == 0, result.stderr
-    assert "label_smoothing  cross-entropy with smoothed labels" in result.stdout
+    assert re.search(r"^  label_smoothing +cross-entropy with smoothed labels$", result.stdout, re.M)
     (record,) = (tmp_path / "results").rglob("pgd.json")
     rec = json.loads(record.read_text())
     assert rec["defense"] == {"name": "label_smoothing", "params": {"smoothing": 0.2}, "base": None, "randomized": False}

@@ -77,6 +77,6 @@ def test_a_few_adversarial_steps_beat_the_same_steps_of_plain_training(trained_c
             loss.backward()
             optimizer.step()
         outcome = evaluate_attack(model.eval(), ATTACKS.create("pgd", steps=5, rel_stepsize=0.3), x, y, [eps], 120, seed=0)
-        assert outcome.clean_accuracy() > 0.9
+        assert outcome.clean_accuracy() > 0.8  # adversarial training trades a little clean accuracy
         robust[name] = outcome.robust_accuracy()[eps]
     assert robust["adv"] > robust["ce"] + 0.2, robust

@@ -1,4 +1,5 @@
-"""Helpers of the sweep tests: tiny-model overrides, the reference grid, grid files, record comparison."""
+"""Helpers of the sweep tests: tiny-model overrides, the reference grid, grid files, record
+comparison, and jobs for executor tests (here, so that spawned workers can import them)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,17 @@ from typing import Any
 
 import yaml
 
+from bench.protocol import Protocol
+from bench.sweep.jobs import Job, Target
+
 # The quick protocol made tiny: one epoch of a width-8 CNN, 32 test images, 2 PGD steps.
 TINY = ["training.epochs=1", "evaluation.n_examples=32", "attacks.pgd.steps=2", "model.width=8"]
 # 2 defenses (pixel_sim through the hyperparameter form) x 2 seeds x 2 attacks = 4 jobs, 8 records.
 GRID = {"protocol": "quick", "overrides": TINY, "defenses": {"baseline": None, "pixel_sim": {"n_images": [100]}},
         "seeds": [0, 1], "attacks": ["fgsm", "pgd"]}
-# Fields that differ between two runs of the same job: wall-clock times, dates, the machine's state.
-VOLATILE = {"created", "timings", "environment", "trained_now"}
+# Fields that differ between two runs of the same job: wall-clock times, dates, the machine's state,
+# and the code's git commit and dirty flag (work on the repository may go on while the tests run).
+VOLATILE = {"created", "timings", "environment", "code", "trained_now"}
 
 
 def write_grid(path: Path, **fields: Any) -> Path:
@@ -52,3 +57,31 @@ def bench(*argv: str) -> tuple[int, str, str]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         status = main(list(argv))
     return status, out.getvalue(), err.getvalue()
+
+
+class ExitJob(Job):
+    """Kills its worker process, as the kernel's out-of-memory killer would."""
+
+    @property
+    def label(self) -> str:
+        return f"exit {self.seed}"
+
+    def work(self):
+        import os
+
+        os._exit(3)
+
+
+class NoopJob(Job):
+    @property
+    def label(self) -> str:
+        return f"noop {self.seed}"
+
+    def work(self):
+        return []
+
+
+def exit_and_noop_jobs(tmp: Path) -> tuple[Job, Job]:
+    """Jobs for executor tests that need neither data nor a model (importable by spawned workers)."""
+    protocol, target = Protocol({"name": "none"}, "test"), Target(tmp / "r", tmp / "c")
+    return ExitJob(protocol, "none", 0, target), NoopJob(protocol, "none", 1, target)

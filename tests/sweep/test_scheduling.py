@@ -92,3 +92,15 @@ def test_jobs_with_all_records_are_not_submitted(tmp_path):
     report = run_sweep(grid, target, executor, echo=lambda line: None)
     assert [[job.label for job in call] for call in executor.calls] == [["baseline seed 1"]]
     assert report.skipped == ["baseline seed 0"] and jobs[1].pending_attacks() == ["pgd"]
+
+
+def test_a_killed_worker_fails_its_jobs_and_the_pool_is_renewed(tmp_path):
+    from bench.sweep.executors import LocalExecutor
+    from sweep_helpers import exit_and_noop_jobs
+
+    crash, noop = exit_and_noop_jobs(tmp_path)
+    with LocalExecutor(workers=1, threads=1) as executor:
+        results = list(executor.map([crash]))
+        assert [(r.label, r.ok) for r in results] == [("exit 0", False)]
+        assert "worker process died" in results[0].error
+        assert [(r.label, r.ok) for r in executor.map([noop])] == [("noop 1", True)]
