@@ -2,7 +2,9 @@
 
 Reference batch sizes: 64 classification images; the regularisers add one pair batch of
 16 pairs (32 images) through the same network, so the ideal ratio is 96 / 64 = 1.5x.
-Prints JSON: seconds per step (median over repeats) per model and defense, and the ratios.
+Prints JSON: seconds per step per model and defense, and the ratios. The defenses are timed
+in interleaved rounds (baseline, pixel_sim, neural_sim, baseline, ...) and each gets the
+median over rounds, so a load change on a shared machine affects them alike.
 
     python benchmarks/train_step.py [--models small_cnn resnet18] [--steps 10] [--threads 2]
 """
@@ -23,29 +25,32 @@ from bench.models import build_model
 from bench.registry import DEFENSES
 
 
-def time_steps(model, objective, x, y, steps: int, warmup: int = 2) -> float:
-    params = list(model.parameters()) + list(objective.parameters())
-    opt = torch.optim.SGD(params, lr=0.01, momentum=0.9)
-    model.train()
-    objective.train()
-    times = []
-    for i in range(warmup + steps):
+class Stepper:
+    """One model + objective + optimiser; ``run(k)`` times k training steps."""
+
+    def __init__(self, model, objective, x, y):
+        self.model, self.objective, self.x, self.y = model, objective, x, y
+        self.opt = torch.optim.SGD(list(model.parameters()) + list(objective.parameters()), lr=0.01, momentum=0.9)
+
+    def run(self, steps: int) -> float:
+        self.model.train()
+        self.objective.train()
         t0 = time.perf_counter()
-        loss, _, _ = objective(model, x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if x.device.type == "cuda":
+        for _ in range(steps):
+            loss, _, _ = self.objective(self.model, self.x, self.y)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+        if self.x.device.type == "cuda":
             torch.cuda.synchronize()
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        return (time.perf_counter() - t0) / steps
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=["small_cnn", "resnet18"])
-    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--steps", type=int, default=5, help="steps per round")
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--n-images", type=int, default=2000)
@@ -61,10 +66,16 @@ def main() -> None:
         torch.manual_seed(0)
         model = build_model({"name": name}, 1, 10, data.channel_stats()).to(device)
         ctx = TrainingContext(data, torch.arange(args.n_images), device, 0, {"training": {"augment": "none"}}, model)
-        timings = {"baseline": time_steps(model, CrossEntropy(), x, y, args.steps)}
+        steppers = {"baseline": Stepper(model, CrossEntropy(), x, y)}
         for defense in ("pixel_sim", "neural_sim"):
-            objective = DEFENSES.create(defense, n_images=args.n_images).objective(ctx).to(device)
-            timings[defense] = time_steps(model, objective, x, y, args.steps)
+            steppers[defense] = Stepper(model, DEFENSES.create(defense, n_images=args.n_images).objective(ctx).to(device), x, y)
+        for stepper in steppers.values():
+            stepper.run(2)  # warm-up
+        rounds = {name: [] for name in steppers}
+        for _ in range(args.rounds):
+            for name, stepper in steppers.items():
+                rounds[name].append(stepper.run(args.steps))
+        timings = {name: statistics.median(values) for name, values in rounds.items()}
         out["results"][name] = {
             "seconds_per_step": timings,
             "ratio_to_baseline": {k: v / timings["baseline"] for k, v in timings.items() if k != "baseline"},
