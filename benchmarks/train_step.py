@@ -73,9 +73,9 @@ def main() -> None:
             stepper.run(2)  # warm-up
         rounds = {name: [] for name in steppers}
         for _ in range(args.rounds):
-            for name, stepper in steppers.items():
-                rounds[name].append(stepper.run(args.steps))
-        timings = {name: statistics.median(values) for name, values in rounds.items()}
+            for defense, stepper in steppers.items():
+                rounds[defense].append(stepper.run(args.steps))
+        timings = {defense: statistics.median(values) for defense, values in rounds.items()}
         out["results"][name] = {
             "seconds_per_step": timings,
             "ratio_to_baseline": {k: v / timings["baseline"] for k, v in timings.items() if k != "baseline"},
