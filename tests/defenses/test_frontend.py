@@ -54,7 +54,7 @@ def test_frontend_is_fixed_trainable_around_it_and_round_trips(digits, name, fix
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     model.train()
     losses = []
-    for _ in range(12):
+    for _ in range(30):
         loss, logits, _ = objective(model, x, y)
         optimizer.zero_grad()
         loss.backward()
