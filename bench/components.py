@@ -12,6 +12,7 @@ import bench.defenses.adversarial  # noqa: F401
 import bench.defenses.baseline  # noqa: F401
 import bench.defenses.frontend  # noqa: F401
 import bench.defenses.heat_blur  # noqa: F401
+import bench.defenses.pretrained  # noqa: F401
 import bench.defenses.similarity  # noqa: F401
 import bench.defenses.transforms  # noqa: F401
 import bench.models.resnet  # noqa: F401

@@ -326,8 +326,10 @@ def check_bool(defense: str, param: str, value: Any) -> bool:
 
 
 def check_base(defense: str, base: Any) -> str:
-    """A registered defense other than this one, whose trained model the transform wraps."""
+    """A registered defense other than this one (or a family:spec name such as robustbench:X),
+    whose model the transform wraps."""
     names = [n for n in DEFENSES.names() if n != defense]
-    if base not in names:
-        raise _reject(defense, "base", "the name of another registered defense (" + ", ".join(names) + ")", base)
+    family = base.split(":", 1)[0] if isinstance(base, str) and ":" in base else None
+    if base not in names and family not in names:
+        raise _reject(defense, "base", "the name of another registered defense (" + ", ".join(names) + "), or family:spec", base)
     return base
