@@ -94,7 +94,7 @@ def test_median_filter_runs_end_to_end_through_the_cli(tmp_path):
     (path,) = results.rglob("pgd.json")
     record = json.loads(path.read_text())
     assert record["defense"] == {"name": "median_filter", "params": {"kernel_size": 3, "gradient": "auto", "base": "baseline"},
-                                 "base": "baseline"}
+                                 "base": "baseline", "randomized": False}
     assert record["model"]["base_defense"] == "baseline"
     assert (checkpoints / "quick" / "baseline").is_dir()  # the base model is trained under its own name
     metrics = record["metrics"]
