@@ -9,12 +9,11 @@ file, fsync, ``os.replace``): concurrent or interrupted writers never leave a to
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
 from bench.errors import BenchError
+from bench.records.atomic import write_atomic
 
 SCHEMA_VERSION = 1
 
@@ -25,25 +24,11 @@ def record_path(results_dir: Path, protocol_name: str, protocol_hash: str, defen
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=1, sort_keys=False, allow_nan=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; records are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    def dump(fh) -> None:
+        json.dump(data, fh, indent=1, sort_keys=False, allow_nan=False)
+        fh.write("\n")
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    write_atomic(Path(path), dump)
 
 
 def read_record(path: Path) -> dict[str, Any]:
