@@ -201,6 +201,7 @@ def build_record(protocol: Protocol, defense: Defense, seed: int, attack: Attack
         "timings": {"train_seconds": model_info["training"]["train_seconds"], "attack_seconds": outcome.seconds},
         "metrics": {
             "n_examples": outcome.n,
+            "curve": outcome.curve,
             "clean_accuracy": outcome.clean_accuracy(),
             "robust_accuracy": {eps_key(e): a for e, a in outcome.robust_accuracy().items()},
             "independent_accuracy": {eps_key(e): a for e, a in zip(outcome.eps, outcome.independent_accuracy)},
@@ -269,7 +270,7 @@ def run(protocol: Protocol, defense_name: str, attack_names: list[str], seeds: l
             m = min(int(attack.params.get("n_examples") or n), n)
             t0 = time.perf_counter()
             outcome = evaluate_attack(model, attack, x[:m], y[:m], eps_grid, batch_size, seed, settings.progress,
-                                      protocol["evaluation"].get("curve", "independent"))
+                                      protocol["evaluation"].get("curve", "independent"), _randomized(protocol, defense))
             record = build_record(protocol, defense, seed, attack, dataset, model_info, outcome, device, pipeline_checks,
                                   surrogate_info if attack.needs_surrogate else None)
             write_json_atomic(path, record)

@@ -37,6 +37,9 @@ class Attack(ABC):
     kind: ClassVar[str] = "budget"
     needs_gradients: ClassVar[bool] = True
     needs_surrogate: ClassVar[bool] = False
+    # True when perturb accepts ``start`` (images within the ball to begin from), which lets
+    # the descending curve reuse a larger eps's adversarial examples.
+    warm_start: ClassVar[bool] = False
 
     @abstractmethod
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, generator: torch.Generator) -> torch.Tensor:

@@ -33,7 +33,10 @@ class FGSM(Attack):
 
 
 class PGD(Attack):
-    def perturb(self, model, x, y, eps, generator):
+    warm_start = True
+
+    def perturb(self, model, x, y, eps, generator, start=None):
+        """``start`` (images within the eps-ball of ``x``) replaces the first restart's random start."""
         threat = THREAT_MODELS[self.threat_model]
         steps, restarts = int(self.params.get("steps", 20)), int(self.params.get("restarts", 1))
         size = float(self.params.get("rel_stepsize", 0.1)) * eps
@@ -49,9 +52,12 @@ class PGD(Attack):
         # each example's trajectory is independent of the others in its batch).
         best = x.clone()
         fooled = torch.zeros(len(x), dtype=torch.bool, device=x.device)
-        for _ in range(restarts):
-            delta = threat.random_init(x, eps, generator) if random_start else torch.zeros_like(x)
-            x_adv = (x + delta).clamp(0, 1)
+        for restart in range(restarts):
+            if restart == 0 and start is not None:
+                x_adv = start.clone()
+            else:
+                delta = threat.random_init(x, eps, generator) if random_start else torch.zeros_like(x)
+                x_adv = (x + delta).clamp(0, 1)
             for step in range(steps + 1):  # the last pass only checks the final iterate
                 active = (~fooled).nonzero().flatten()
                 if not len(active):

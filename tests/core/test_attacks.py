@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from bench.attacks.threat import L2, Linf
+from bench.errors import ConfigError
 from bench.evaluation import evaluate_attack, predict
 from bench.registry import ATTACKS
 
@@ -141,3 +142,51 @@ def test_survivors_curve_matches_the_independent_worst_case(trained_cnn, eval_ba
         assert abs(sur.robust_accuracy()[eps] - ind.robust_accuracy()[eps]) <= 0.05
     assert "monotone_in_eps" not in {c["name"] for c in sur.checks}
     assert all(c["status"] == "pass" for c in sur.checks)
+
+
+def test_descending_curve_matches_the_independent_worst_case_at_a_fraction_of_the_gradients(trained_cnn, eval_batch):
+    """Largest eps first, warm-started from the larger eps's adversarial: never weaker than
+    attacking every eps afresh (beyond noise; the warm start often finds more, and every
+    image is still validated and re-scored), for well under half the gradient evaluations."""
+    x, y = eval_batch
+    grid = [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3]
+    attack = ATTACKS.create("pgd", steps=5, rel_stepsize=0.25)
+    gradients = []
+    hook = trained_cnn.register_forward_hook(lambda m, inp, out: gradients.append(len(inp[0])) if torch.is_grad_enabled() else None)
+    try:
+        ind = evaluate_attack(trained_cnn, attack, x, y, grid, 120, seed=0)
+        ind_cost, gradients[:] = sum(gradients), []
+        desc = evaluate_attack(trained_cnn, attack, x, y, grid, 120, seed=0, curve="descending")
+        desc_cost = sum(gradients)
+    finally:
+        hook.remove()
+    assert desc.curve == "descending" and ind.curve == "independent"
+    assert desc.robust_accuracy()[0.0] == ind.clean_accuracy()
+    for eps in grid[1:]:
+        assert desc.robust_accuracy()[eps] <= ind.robust_accuracy()[eps] + 0.025
+    assert 0 < desc_cost < ind_cost / 2
+    assert "monotone_in_eps" not in {c["name"] for c in desc.checks}
+    assert all(c["status"] == "pass" for c in desc.checks)
+    # the ranks respect the nesting of the balls: fooled at eps implies fooled at every larger eps
+    fooled = torch.stack([desc.ranks[e] != 1 for e in grid[1:]])
+    assert (fooled[:-1] <= fooled[1:]).all()
+
+
+def test_descending_curve_falls_back_to_survivors_for_attacks_without_warm_start(trained_cnn, eval_batch):
+    x, y = eval_batch
+    out = evaluate_attack(trained_cnn, ATTACKS.create("fgsm"), x, y, [0.0, 0.1, 0.2], 120, seed=0, curve="descending")
+    assert out.curve == "survivors"
+
+
+def test_pgd_warm_start_keeps_an_adversarial_start_without_stepping(trained_cnn, eval_batch):
+    x, y = eval_batch
+    adv = ATTACKS.create("pgd", steps=10).perturb(trained_cnn, x, y, 0.2, torch.Generator().manual_seed(0))
+    fooled = predict(trained_cnn, adv, 120) != y
+    again = ATTACKS.create("pgd", steps=10).perturb(trained_cnn, x[fooled], y[fooled], 0.2, torch.Generator(), start=adv[fooled])
+    assert torch.equal(again, adv[fooled])
+
+
+def test_unknown_curve_mode_is_refused_with_the_accepted_ones(trained_cnn, eval_batch):
+    x, y = eval_batch
+    with pytest.raises(ConfigError, match="independent, survivors, descending"):
+        evaluate_attack(trained_cnn, ATTACKS.create("fgsm"), x, y, [0.1], 120, seed=0, curve="bisect")

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from bench.protocol import Protocol
+from bench.records.compare import comparable, comparable_records  # noqa: F401 (used by the tests)
 from bench.sweep.jobs import Job, Target
 
 # The quick protocol made tiny: one epoch of a width-8 CNN, 32 test images, 2 PGD steps.
@@ -19,9 +19,6 @@ TINY = ["training.epochs=1", "evaluation.n_examples=32", "attacks.pgd.steps=2", 
 # 2 defenses (pixel_sim through the hyperparameter form) x 2 seeds x 2 attacks = 4 jobs, 8 records.
 GRID = {"protocol": "quick", "overrides": TINY, "defenses": {"baseline": None, "pixel_sim": {"n_images": [100]}},
         "seeds": [0, 1], "attacks": ["fgsm", "pgd"]}
-# Fields that differ between two runs of the same job: wall-clock times, dates, the machine's state,
-# and the code's git commit and dirty flag (work on the repository may go on while the tests run).
-VOLATILE = {"created", "timings", "environment", "code", "trained_now"}
 
 
 def write_grid(path: Path, **fields: Any) -> Path:
@@ -29,20 +26,9 @@ def write_grid(path: Path, **fields: Any) -> Path:
     return path
 
 
-def comparable(value: Any, checkpoint_dir: Path) -> Any:
-    """A record without its volatile fields, checkpoint paths made relative to their folder."""
-    if isinstance(value, dict):
-        return {k: comparable(v, checkpoint_dir) for k, v in value.items() if k not in VOLATILE and not k.endswith("seconds")}
-    if isinstance(value, list):
-        return [comparable(v, checkpoint_dir) for v in value]
-    if isinstance(value, str):
-        return value.replace(str(checkpoint_dir.resolve()), "<checkpoints>")
-    return value
-
-
 def records(results: Path, checkpoints: Path) -> dict[str, Any]:
     """Every JSON file under ``results`` (relative path -> comparable content)."""
-    return {str(p.relative_to(results)): comparable(json.loads(p.read_text()), checkpoints) for p in sorted(results.rglob("*.json"))}
+    return comparable_records(results, checkpoints)
 
 
 def mtimes(*folders: Path) -> dict[Path, int]:

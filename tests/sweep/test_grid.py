@@ -130,3 +130,15 @@ def test_dry_run_lists_jobs_and_runs_nothing(tmp_path):
     assert "4 job(s), 4 with missing records" in out
     assert "pixel_sim[n_images=100] seed 1: to run (fgsm, pgd)" in out
     assert not (tmp_path / "r").exists() and not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("name", ["reference-quick.yaml", "reference-fashion.yaml", "all-defenses-3-seeds.yaml"])
+def test_the_shipped_grid_files_are_valid_and_cover_every_built_in_defense(name):
+    from pathlib import Path
+
+    from bench.registry import DEFENSES
+
+    grid = load_grid(Path(__file__).resolve().parents[2] / "sweeps" / name, list(EXECUTORS))
+    families = {"robustbench", "torchvision", "timm"}  # need user-supplied weights
+    built_in = {e.name for e in DEFENSES if e.module.startswith("bench.")}
+    assert {v.defense for v in grid.variants} == built_in - families
