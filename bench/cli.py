@@ -44,6 +44,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cuda when available)")
     p.add_argument("--force", action="store_true", help="retrain and re-attack even when a checkpoint or record exists")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--compile", action="store_true", help="torch.compile the attacked model (worth it on a GPU; recorded)")
 
     p = sub.add_parser("figures", parents=[common], help="regenerate a seed paper's figures, running what the records lack")
     p.add_argument("paper", help="li2019, attias2024, zhang2018, gavrikov2022 or brama2020")
@@ -93,7 +94,7 @@ def cmd_run(args) -> None:
     if attacks == ["all"]:
         attacks = list(protocol["attacks"])
     seeds = args.seed or list(protocol["seeds"])
-    settings = Settings(args.results, args.checkpoints, parse_device(args.device), args.force, not args.quiet)
+    settings = Settings(args.results, args.checkpoints, parse_device(args.device), args.force, not args.quiet, args.compile)
     paths = run(protocol, args.defense, attacks, seeds, settings)
     if not args.quiet:
         print(f"{len(paths)} record(s) under {args.results}; protocol {protocol.name} hash {protocol.hash[:12]}")

@@ -45,6 +45,7 @@ class AttackOutcome:
     checks: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     curve: str = "independent"  # how the eps grid was attacked (see evaluate_attack)
+    compiled: bool = False  # the attacked model ran through torch.compile
 
     @property
     def clean_correct(self) -> torch.Tensor:
@@ -135,6 +136,7 @@ def evaluate_attack(
     progress: bool = False,
     curve: str = "independent",
     randomized: bool = False,
+    compile: bool = False,
 ) -> AttackOutcome:
     """Attack ``model`` (put in eval mode here) on float images ``x`` in [0, 1] at each eps.
 
@@ -155,6 +157,9 @@ def evaluate_attack(
     start = time.perf_counter()
     model.eval()
     target = attacked_model(model, attack)
+    if compile and attack.needs_gradients:
+        # dynamic shapes: early exit shrinks the batch from step to step
+        target = torch.compile(target, dynamic=True)
     validator = _Validator(THREAT_MODELS[attack.threat_model])
     clean_ranks = true_class_rank(logits_of(model, x, batch_size), y)
     clean_correct = clean_ranks == 1
@@ -212,6 +217,7 @@ def evaluate_attack(
     ]
     outcome.checks = [c for c in found if c is not None]
     outcome.seconds = time.perf_counter() - start
+    outcome.compiled = bool(compile and attack.needs_gradients)
     return outcome
 
 

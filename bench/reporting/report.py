@@ -7,7 +7,7 @@ from pathlib import Path
 from bench.errors import BenchError
 from bench.reporting import plots
 from bench.reporting.html import write_html
-from bench.reporting.tables import leaderboard, records_frame, summary_table, to_markdown
+from bench.reporting.tables import headline, leaderboard, records_frame, summary_table, to_markdown
 
 
 def reference_eps(table) -> dict[tuple[str, str], float]:
@@ -37,6 +37,9 @@ def write_report(results_dir: Path, reports_dir: Path, html: bool = False) -> li
               "stand-in, not on neural recordings.\n\n")
     written[1].write_text(header + "## Leaderboard (robust accuracy %)\n\n" + leaderboard(table)
                           + "\n## All figures\n\n" + to_markdown(table))
+    written.append(reports_dir / "leaderboard.md")
+    written[-1].write_text("# Leaderboard: worst case over attacks, L_inf\n\nRows sorted by robust accuracy at the middle eps; "
+                           "accuracy in percent (mean ± std over seeds).\n\n" + headline(table, frame))
     written += plots.accuracy_vs_eps(table, reports_dir)
     written += plots.tradeoff(table, reports_dir, eps_ref)
     if html:

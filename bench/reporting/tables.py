@@ -46,7 +46,7 @@ def records_frame(results_dir: Path) -> pd.DataFrame:
                 "eps": float(eps), "seed": rec["seed"], "n_examples": metrics["n_examples"],
                 "clean_accuracy": metrics["clean_accuracy"], "robust_accuracy": acc,
                 "top5": ranks.get(eps, {}).get("top5"), "mrr": ranks.get(eps, {}).get("mrr"),
-                "flags": ";".join(_flags(rec.get("checks", []))), "record": str(path),
+                "flags": ";".join(_flags(rec.get("checks", []))), "record": str(path), "created": rec.get("created", ""),
             })
     for (_, label, seed), recs in models.items():
         cross = cross_attack_checks(recs)
@@ -61,6 +61,7 @@ def records_frame(results_dir: Path) -> pd.DataFrame:
                     "attack": WORST, "threat_model": threat, "eps": float(eps), "seed": seed, "n_examples": w["n_examples"],
                     "clean_accuracy": clean, "robust_accuracy": w["accuracy"], "top5": None, "mrr": None,
                     "flags": model_flags, "record": "over: " + ", ".join(w["attacks"]),
+                    "created": max(r.get("created", "") for r in covering),
                 })
     return pd.DataFrame(rows)
 
@@ -119,6 +120,32 @@ def leaderboard(table: pd.DataFrame) -> str:
             flags = sorted({f for v in rows["flags"] for f in v.split(";") if f})
             name = f"**{attack}**" if attack == WORST else attack
             lines.append("| " + " | ".join([defense, name, _pm(first.clean_mean, first.clean_std, first.seeds)]
+                                         + [by_eps.get(e, "") for e in grid] + ["FLAG: " + ", ".join(flags) if flags else "pass"]) + " |")
+        parts.append("\n".join(lines) + "\n")
+    return "\n".join(parts)
+
+
+def headline(table: pd.DataFrame, frame: pd.DataFrame, threat: str = "linf") -> str:
+    """The README's leaderboard: per protocol, each defense's worst case over its attacks, with the
+    protocol hash, the attacks, the number of examples and seeds, and the date of the newest record."""
+    parts = []
+    worst = table[(table["attack"] == WORST) & (table["threat_model"] == threat)]
+    for (protocol, phash), part in worst.groupby(["protocol", "protocol_hash"], sort=True):
+        runs = frame[(frame["protocol_hash"] == phash) & (frame["threat_model"] == threat)]
+        attacks = sorted(set(runs.loc[runs["attack"] != WORST, "attack"]))
+        grid = sorted(part["eps"].unique())
+        date = str(runs["created"].max())[:10]
+        head = ["defense", "clean %"] + [f"eps {e:g}" for e in grid] + ["sanity checks"]
+        lines = [f"**{protocol}** (hash {phash}; {threat}; worst case over {', '.join(attacks)}; "
+                 f"{int(part['n_examples'].max())} test images; {int(part['seeds'].max())} seed(s); records of {date})", "",
+                 "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        order = part[part["eps"] == grid[len(grid) // 2]].sort_values("robust_mean", ascending=False)["defense"]
+        for defense in order:
+            rows = part[part["defense"] == defense]
+            by_eps = {r.eps: _pm(r.robust_mean, r.robust_std, r.seeds) for r in rows.itertuples()}
+            first = rows.iloc[0]
+            flags = sorted({f for v in rows["flags"] for f in v.split(";") if f})
+            lines.append("| " + " | ".join([defense, _pm(first.clean_mean, first.clean_std, first.seeds)]
                                          + [by_eps.get(e, "") for e in grid] + ["FLAG: " + ", ".join(flags) if flags else "pass"]) + " |")
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)

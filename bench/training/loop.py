@@ -26,6 +26,7 @@ from bench.errors import ConfigError, TrainingDivergedError
 from bench.training.checkpoint import load_checkpoint, save_checkpoint
 
 LAST, BEST, FINAL = "last.pt", "best.pt", "final.pt"
+SYNC_EVERY_CUDA = 50  # training steps between host reads of the running loss on a GPU
 
 
 @dataclass
@@ -124,6 +125,8 @@ def train(
             print(f"resuming training from {last} at epoch {start_epoch}/{epochs}")
 
     train_x, train_y = data.train_x, data.train_y
+    if device.type == "cuda":  # uint8 images are small: keep them on the GPU, no per-batch copies
+        train_x, train_y = train_x.to(device), train_y.to(device)
     for epoch in range(start_epoch, epochs):
         t0 = time.perf_counter()
         generator = torch.Generator().manual_seed(epoch_seed(ctx.seed, epoch))
@@ -134,8 +137,13 @@ def train(
         order = ctx.train_indices[torch.randperm(len(ctx.train_indices), generator=generator)]
         model.train()
         objective.train()
-        sums: dict[str, float] = {"loss": 0.0, "acc": 0.0}
-        n_seen = 0
+        # Running sums stay on the device; the host reads them (a GPU sync) only every
+        # `sync_every` steps, for the progress bar and the divergence check. A non-finite loss
+        # propagates into the sum, so no step escapes the check.
+        sums: dict[str, torch.Tensor] = {"loss": torch.zeros((), dtype=torch.float64, device=device),
+                                         "acc": torch.zeros((), dtype=torch.float64, device=device)}
+        sync_every = SYNC_EVERY_CUDA if device.type == "cuda" else 1
+        n_seen, checked = 0, 0
         batches = range(0, len(order), batch_size)
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=None if progress else True, unit="batch")
         for step, start in enumerate(bar):
@@ -146,26 +154,31 @@ def train(
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 loss, logits, logs = objective(model, x, y)
-            if not torch.isfinite(loss):
-                raise TrainingDivergedError(
-                    f"training loss became {loss.item()} at epoch {epoch + 1}, step {step + 1} (lr {lr:g}). "
-                    f"Lower training.lr or the defense's loss weight. Checkpoints in {checkpoint_dir} were left as they were."
-                )
+            b = len(idx)
+            n_seen += b
+            with torch.no_grad():
+                sums["loss"] += loss.detach().double() * b
+                sums["acc"] += (logits.argmax(1) == y).sum()
+                for key, value in logs.items():
+                    value = value.detach().double() if torch.is_tensor(value) else float(value)
+                    sums[key] = sums.get(key, 0.0) + value * b
+            if (step + 1) % sync_every == 0 or step + 1 == len(batches):
+                if not torch.isfinite(sums["loss"]):
+                    where = f"step {step + 1}" if sync_every == 1 else f"between steps {checked + 1} and {step + 1}"
+                    raise TrainingDivergedError(
+                        f"training loss became {loss.item() if sync_every == 1 else sums['loss'].item()} at epoch {epoch + 1}, {where} (lr {lr:g}). "
+                        f"Lower training.lr or the defense's loss weight. Checkpoints in {checkpoint_dir} were left as they were."
+                    )
+                checked = step + 1
+                bar.set_postfix(loss=f"{sums['loss'].item() / n_seen:.3f}", acc=f"{sums['acc'].item() / n_seen:.3f}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            b = len(idx)
-            n_seen += b
-            sums["loss"] += loss.item() * b
-            sums["acc"] += (logits.argmax(1) == y).float().sum().item()
-            for key, value in logs.items():
-                sums[key] = sums.get(key, 0.0) + float(value) * b
-            bar.set_postfix(loss=f"{sums['loss'] / n_seen:.3f}", acc=f"{sums['acc'] / n_seen:.3f}")
         bar.close()
         val_loss, val_acc = evaluate_loss(model, train_x[val_indices], train_y[val_indices], device)
         seconds = time.perf_counter() - t0
         elapsed += seconds
-        entry = {"epoch": epoch + 1, "lr": lr, "seconds": seconds, **{f"train_{k}": v / max(n_seen, 1) for k, v in sums.items()},
+        entry = {"epoch": epoch + 1, "lr": lr, "seconds": seconds, **{f"train_{k}": float(v) / max(n_seen, 1) for k, v in sums.items()},
                  "val_loss": val_loss, "val_acc": val_acc, **objective.epoch_summary()}
         history.append(entry)
         if progress:

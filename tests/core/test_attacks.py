@@ -190,3 +190,14 @@ def test_unknown_curve_mode_is_refused_with_the_accepted_ones(trained_cnn, eval_
     x, y = eval_batch
     with pytest.raises(ConfigError, match="independent, survivors, descending"):
         evaluate_attack(trained_cnn, ATTACKS.create("fgsm"), x, y, [0.1], 120, seed=0, curve="bisect")
+
+
+@pytest.mark.slow
+def test_compiled_attack_target_gives_the_same_curve(trained_cnn, eval_batch):
+    """``bench run --compile``: torch.compile changes the speed, not the evaluation (C++ toolchain needed on CPU)."""
+    x, y = eval_batch
+    attack = ATTACKS.create("pgd", steps=3, random_start=False)
+    plain = evaluate_attack(trained_cnn, attack, x, y, [0.0, 0.1], 120, seed=0)
+    compiled = evaluate_attack(trained_cnn, attack, x, y, [0.0, 0.1], 120, seed=0, compile=True)
+    assert compiled.compiled and not plain.compiled
+    assert abs(compiled.robust_accuracy()[0.1] - plain.robust_accuracy()[0.1]) <= 1 / len(y)

@@ -81,6 +81,14 @@ def test_report_writes_tables_and_figures(quick_run):
         assert (work / "reports" / name).stat().st_size > 0
     md = (work / "reports" / "summary.md").read_text()
     assert "| quick (" in md and "baseline" in md and "pgd (linf)" in md
+    # the README's leaderboard: the worst case over the L_inf attacks, with what it was measured on
+    rec = json.loads(next((work / "results").rglob("pgd.json")).read_text())
+    board = (work / "reports" / "leaderboard.md").read_text()
+    assert f"**quick** (hash {rec['protocol']['hash'][:12]}; linf; worst case over fgsm, pgd; " in board
+    assert f"records of {rec['created'][:10]})" in board
+    row = next(line for line in board.splitlines() if line.startswith("| baseline |"))
+    worst = json.loads((work / "results").rglob("summary.json").__next__().read_text())["worst_case"]["linf"]
+    assert row.split(" | ")[2:-1] == [f"{100 * w['accuracy']:.1f}" for w in worst.values()]
 
 
 @pytest.mark.parametrize(
