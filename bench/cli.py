@@ -70,10 +70,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def cmd_list(args) -> None:
+    from bench.catalog import REGISTRIES as registries
     from bench.protocol import builtin_protocols
-    from bench.registry import ATTACKS, DATASETS, DEFENSES, MODELS
 
-    registries = {"defenses": DEFENSES, "attacks": ATTACKS, "datasets": DATASETS, "models": MODELS}
     for kind in [args.kind] if args.kind else LIST_KINDS:
         print(f"{kind}:")
         if kind == "protocols":
@@ -86,14 +85,15 @@ def cmd_list(args) -> None:
 
 
 def cmd_run(args) -> None:
+    from bench.pipeline import Settings, parse_device
     from bench.protocol import load_protocol
-    from bench.runner import Settings, parse_device, run
+    from bench.runner import run
 
     protocol = load_protocol(args.protocol, args.overrides)
-    attacks = list(dict.fromkeys(args.attack or protocol["attacks"]))  # repeated names run once
+    attacks = list(dict.fromkeys(args.attack or protocol.attacks))  # repeated names run once
     if attacks == ["all"]:
-        attacks = list(protocol["attacks"])
-    seeds = args.seed or list(protocol["seeds"])
+        attacks = list(protocol.attacks)
+    seeds = args.seed or list(protocol.seeds)
     settings = Settings(args.results, args.checkpoints, parse_device(args.device), args.force, not args.quiet, args.compile)
     paths = run(protocol, args.defense, attacks, seeds, settings)
     if not args.quiet:
@@ -102,7 +102,7 @@ def cmd_run(args) -> None:
 
 def cmd_figures(args) -> None:
     from bench.figures import make_figures
-    from bench.runner import Settings, parse_device
+    from bench.pipeline import Settings, parse_device
 
     settings = Settings(args.results, args.checkpoints, parse_device(args.device), False, not args.quiet)
     for line in make_figures(args.paper, args.protocol, settings, args.out, args.dry_run):

@@ -2,10 +2,18 @@
 
 A protocol is a YAML file (``bench/protocols/<name>.yaml`` or any path) naming the data set,
 model, training schedule, evaluation set, threat models with their eps grids, attack
-settings, seeds and per-defense parameters. ``--set key=value`` overrides are validated
-against the file: the key must exist and the value must have a compatible type. The
-resolved protocol is hashed (SHA-256 of its canonical JSON) and the hash is written into
-every record it produces, so two results are comparable exactly when their hashes match.
+settings, seeds and per-defense parameters. It is parsed once, here, into the typed, frozen
+:class:`Protocol`; every structural rule and every enumerated value is checked at that
+moment, with the accepted values in the message, so nothing fails later for a typo. (Which
+parameters each defense and attack accepts is known only to their factories: the pipeline
+binds them against the factory signatures, also before any work, see
+``bench.pipeline.factories.check_protocol``.)
+
+``--set key=value`` overrides are validated against the file: the key must exist and the
+value must have a compatible type. The resolved config dict is kept as read (defaults are
+filled into the typed view, never into the dict) and hashed (SHA-256 of its canonical JSON);
+the hash is written into every record, so two results are comparable exactly when their
+hashes match. See docs/methods.md#1-data-and-protocols for the shipped protocols.
 """
 
 from __future__ import annotations
@@ -13,10 +21,12 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Mapping
 
 import yaml
 
@@ -26,36 +36,131 @@ REQUIRED_SECTIONS = ("name", "version", "description", "dataset", "model", "trai
 # Sections whose contents the training of a model depends on; the rest only affect evaluation.
 TRAINING_SECTIONS = ("dataset", "model", "training")
 
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("constant", "cosine", "cyclic")
+AUGMENTATIONS = ("none", "crop_flip")
+# How an eps grid is walked (``bench.evaluation.curves``): every eps afresh; only the
+# survivors of the previous eps; largest eps first with warm starts.
+CURVES = ("independent", "survivors", "descending")
+NORMALIZATIONS = ("dataset", "none")
+
+
+def _frozen(value: Any) -> Any:
+    """A read-only deep copy: mappings become read-only views, lists tuples (``thaw`` undoes it)."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({str(k): _frozen(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    val_fraction: float = 0.0  # held out from the training split for best-checkpoint selection
+    split_seed: int = 0
+    options: Mapping[str, Any] = field(default_factory=dict)  # passed to the data set's factory
+
+    @property
+    def downloads(self) -> bool:
+        return bool(self.options.get("download"))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    normalization: str | Mapping[str, tuple[float, ...]] = "dataset"  # dataset | none | {mean, std}
+    options: Mapping[str, Any] = field(default_factory=dict)  # passed to the model's factory
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    epochs: int
+    batch_size: int
+    lr: float
+    optimizer: str = "sgd"
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    augment: str = "none"
+
+
+@dataclass(frozen=True)
+class EvaluationSpec:
+    n_examples: int  # the first n test images
+    batch_size: int
+    curve: str = "independent"
+
 
 @dataclass(frozen=True)
 class Protocol:
-    config: dict[str, Any]
+    """A parsed, validated protocol. ``config`` is the resolved dict as read: it is what is
+    hashed and what every record repeats; the typed fields are the only way code reads it."""
+
+    config: Mapping[str, Any]
     source: str
-
-    @property
-    def name(self) -> str:
-        return self.config["name"]
-
-    @property
-    def version(self) -> int:
-        return self.config["version"]
+    name: str
+    version: int
+    description: str
+    dataset: DatasetSpec
+    model: ModelSpec
+    training: TrainingSpec
+    evaluation: EvaluationSpec
+    threat_models: Mapping[str, tuple[float, ...]]  # threat model -> its eps grid, sorted ascending
+    attacks: Mapping[str, Mapping[str, Any]]  # the default suite: attack -> its parameters
+    seeds: tuple[int, ...]
+    defenses: Mapping[str, Mapping[str, Any]]  # defense -> its parameters
 
     @property
     def hash(self) -> str:
         return config_hash(self.config)
 
-    def __getitem__(self, key: str) -> Any:
-        return self.config[key]
+    @property
+    def short_hash(self) -> str:
+        return self.hash[:12]
 
     def defense_params(self, defense: str) -> dict[str, Any]:
-        return dict(self.config.get("defenses", {}).get(defense, {}))
+        """``defenses.<defense>`` as keyword arguments; for ``family:spec`` names, the family's
+        parameters updated by those of the full name."""
+        params: dict[str, Any] = {}
+        if ":" in defense:
+            params.update(thaw(self.defenses.get(defense.split(":", 1)[0], {})))
+        params.update(thaw(self.defenses.get(defense, {})))
+        return params
+
+    def attack_params(self, attack: str) -> dict[str, Any]:
+        return thaw(self.attacks.get(attack, {}))
+
+    def eps_grid(self, threat_model: str) -> list[float]:
+        return list(self.threat_models[threat_model])
 
     def training_config(self) -> dict[str, Any]:
-        return {key: self.config[key] for key in TRAINING_SECTIONS}
+        """The sections a trained model depends on (part of its checkpoint key)."""
+        return {key: thaw(self.config[key]) for key in TRAINING_SECTIONS}
+
+    def raw_config(self) -> dict[str, Any]:
+        """A plain, mutable deep copy of the resolved config (for records and JSON)."""
+        return thaw(self.config)
+
+    def __reduce__(self):  # pickles as its source dict: MappingProxyType does not pickle
+        return (_rebuild, (thaw(self.config), self.source))
 
 
-def config_hash(config: dict[str, Any]) -> str:
-    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+def _rebuild(config: dict[str, Any], source: str) -> Protocol:
+    return parse(config, source)
+
+
+def thaw(value: Any) -> Any:
+    """Plain, mutable dicts and lists again (for factories, JSON and hashing)."""
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [thaw(v) for v in value]
+    return value
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    canonical = json.dumps(thaw(config), sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -73,8 +178,8 @@ def builtin_protocols() -> dict[str, str]:
     return out
 
 
-def load_protocol(name_or_path: str, overrides: list[str] | None = None) -> Protocol:
-    """Load a shipped protocol by name, or a YAML file by path, and apply ``key=value`` overrides."""
+def load_protocol(name_or_path: str, overrides: list[str] | tuple[str, ...] | None = None) -> Protocol:
+    """Load a shipped protocol by name, or a YAML file by path, apply ``key=value`` overrides, parse it."""
     path = Path(name_or_path)
     if name_or_path.endswith((".yaml", ".yml")) or path.is_file():
         if not path.is_file():
@@ -90,35 +195,167 @@ def load_protocol(name_or_path: str, overrides: list[str] | None = None) -> Prot
         config = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"protocol {source} is not valid YAML: {exc}") from None
-    validate(config, source)
+    parse(config, source)  # the file itself must be valid before overrides are applied to it
     for override in overrides or []:
         apply_override(config, override)
-    validate(config, source)
-    return Protocol(config, source)
+    return parse(config, source)
 
 
-def validate(config: Any, source: str) -> None:
+# -- parsing: one function per section, each raising ConfigError naming the key and what is accepted
+
+
+class _Section:
+    """Reads one mapping of the protocol, naming ``protocol <source>: <path>.<key>`` in every error."""
+
+    def __init__(self, source: str, path: str, data: Any):
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"protocol {source}: {path} must be a mapping, got {data!r}")
+        self.source, self.path, self.data = source, path, data
+
+    def error(self, key: str, value: Any, accepted: str) -> ConfigError:
+        return ConfigError(f"protocol {self.source}: {self.path}.{key} = {value!r} is invalid; accepted: {accepted}")
+
+    def require(self, key: str) -> Any:
+        if key not in self.data:
+            raise ConfigError(f"protocol {self.source}: {self.path} lacks the key {key!r}")
+        return self.data[key]
+
+    def integer(self, key: str, default: int | None = None, minimum: int | None = 1) -> int:
+        value = self.data.get(key, default) if default is not None else self.require(key)
+        if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
+            raise self.error(key, value, "an integer" + (f" >= {minimum}" if minimum is not None else ""))
+        return value
+
+    def number(self, key: str, default: float | None = None, low: float = 0.0, low_inclusive: bool = True,
+               high: float | None = None, high_inclusive: bool = False) -> float:
+        value = self.data.get(key, default) if default is not None else self.require(key)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        ok = ok and (value >= low if low_inclusive else value > low)
+        ok = ok and (high is None or (value <= high if high_inclusive else value < high))
+        if not ok:
+            upper = "inf)" if high is None else f"{high:g}{']' if high_inclusive else ')'}"
+            raise self.error(key, value, f"a finite number in {'[' if low_inclusive else '('}{low:g}, {upper}")
+        return float(value)
+
+    def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
+        value = self.data.get(key, default)
+        if value not in choices:
+            raise self.error(key, value, "one of " + ", ".join(choices))
+        return value
+
+
+def _dataset(source: str, data: Any) -> DatasetSpec:
+    s = _Section(source, "dataset", data)
+    name = s.require("name")
+    if not isinstance(name, str) or not name:
+        raise s.error("name", name, "the name of a registered data set (bench list datasets)")
+    options = {k: v for k, v in data.items() if k not in ("name", "val_fraction", "split_seed")}
+    return DatasetSpec(name, s.number("val_fraction", 0.0, high=1.0), s.integer("split_seed", 0, minimum=0), _frozen(options))
+
+
+def model_spec(source: str, data: Any) -> ModelSpec:
+    """The ``model`` section (``source`` names it in errors)."""
+    s = _Section(source, "model", data)
+    name = s.require("name")
+    if not isinstance(name, str) or not name:
+        raise s.error("name", name, "the name of a registered model (bench list models)")
+    norm = data.get("normalization", "dataset")
+    accepted = "dataset, none, or {mean: [numbers], std: [positive numbers]} of equal length"
+    if isinstance(norm, Mapping):
+        mean, std = norm.get("mean"), norm.get("std")
+        numbers = lambda v: isinstance(v, list) and v and all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in v)  # noqa: E731
+        if set(norm) != {"mean", "std"} or not numbers(mean) or not numbers(std) or len(mean) != len(std) or min(std) <= 0:
+            raise s.error("normalization", norm, accepted)
+        norm = MappingProxyType({"mean": tuple(map(float, mean)), "std": tuple(map(float, std))})
+    elif norm not in NORMALIZATIONS:
+        raise s.error("normalization", norm, accepted)
+    options = {k: v for k, v in data.items() if k not in ("name", "normalization")}
+    return ModelSpec(name, norm, _frozen(options))
+
+
+def _training(source: str, data: Any) -> TrainingSpec:
+    s = _Section(source, "training", data)
+    known = {"epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "schedule", "augment"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"protocol {source}: unknown key(s) training.{', training.'.join(unknown)}; known: {', '.join(sorted(known))}")
+    return TrainingSpec(
+        epochs=s.integer("epochs"), batch_size=s.integer("batch_size"),
+        lr=s.number("lr", low=0.0, low_inclusive=False),
+        optimizer=s.choice("optimizer", OPTIMIZERS, "sgd"),
+        momentum=s.number("momentum", 0.0, high=1.0),
+        weight_decay=s.number("weight_decay", 0.0),
+        schedule=s.choice("schedule", SCHEDULES, "constant"),
+        augment=s.choice("augment", AUGMENTATIONS, "none"),
+    )
+
+
+def _evaluation(source: str, data: Any) -> EvaluationSpec:
+    s = _Section(source, "evaluation", data)
+    known = {"n_examples", "batch_size", "curve"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"protocol {source}: unknown key(s) evaluation.{', evaluation.'.join(unknown)}; known: {', '.join(sorted(known))}")
+    return EvaluationSpec(s.integer("n_examples"), s.integer("batch_size"), s.choice("curve", CURVES, "independent"))
+
+
+def _threat_models(source: str, data: Any) -> Mapping[str, tuple[float, ...]]:
+    if not isinstance(data, Mapping) or not data:
+        raise ConfigError(f"protocol {source}: threat_models must be a non-empty mapping of threat model -> {{eps: [...]}}")
+    out = {}
+    for threat, spec in data.items():
+        eps = spec.get("eps") if isinstance(spec, Mapping) else None
+        if not (isinstance(eps, list) and eps and all(isinstance(e, (int, float)) and not isinstance(e, bool)
+                                                      and math.isfinite(e) and e >= 0 for e in eps)):
+            raise ConfigError(f"protocol {source}: threat_models.{threat}.eps must be a non-empty list of numbers >= 0, got {eps!r}")
+        if sorted(eps) != eps or len(set(eps)) != len(eps):
+            raise ConfigError(f"protocol {source}: threat_models.{threat}.eps must be sorted ascending without repeats, got {eps!r}")
+        out[threat] = tuple(float(e) for e in eps)
+    return MappingProxyType(out)
+
+
+def _parameter_sections(source: str, key: str, data: Any) -> Mapping[str, Mapping[str, Any]]:
+    """``attacks`` / ``defenses``: name -> parameters (a mapping, or empty)."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"protocol {source}: {key} must be a mapping of name -> parameters, got {data!r}")
+    out = {}
+    for name, params in data.items():
+        if params is not None and not isinstance(params, Mapping):
+            raise ConfigError(f"protocol {source}: {key}.{name} must be a mapping of parameters (or empty), got {params!r}")
+        out[str(name)] = _frozen(params or {})
+    return MappingProxyType(out)
+
+
+def parse(config: Any, source: str) -> Protocol:
+    """Check ``config`` (a resolved protocol dict) and build its typed view; the dict is not changed."""
     if not isinstance(config, dict):
         raise ConfigError(f"protocol {source} must be a mapping at the top level")
     missing = [key for key in REQUIRED_SECTIONS if key not in config]
     if missing:
         raise ConfigError(f"protocol {source} lacks the section(s) {', '.join(missing)}; required: {', '.join(REQUIRED_SECTIONS)}")
     seeds = config["seeds"]
-    if not (isinstance(seeds, list) and seeds and all(isinstance(s, int) for s in seeds)):
-        raise ConfigError(f"protocol {source}: seeds must be a non-empty list of integers, got {seeds!r}")
-    for threat, spec in config["threat_models"].items():
-        eps = spec.get("eps") if isinstance(spec, dict) else None
-        if not (isinstance(eps, list) and eps and all(isinstance(e, (int, float)) and e >= 0 for e in eps)):
-            raise ConfigError(f"protocol {source}: threat_models.{threat}.eps must be a non-empty list of numbers >= 0, got {eps!r}")
-        if sorted(eps) != eps:
-            raise ConfigError(f"protocol {source}: threat_models.{threat}.eps must be sorted ascending, got {eps!r}")
-    for key in ("epochs", "batch_size"):
-        value = config["training"].get(key)
-        if not (isinstance(value, int) and value > 0):
-            raise ConfigError(f"protocol {source}: training.{key} must be a positive integer, got {value!r}")
-    n = config["evaluation"].get("n_examples")
-    if not (isinstance(n, int) and n > 0):
-        raise ConfigError(f"protocol {source}: evaluation.n_examples must be a positive integer, got {n!r}")
+    if not (isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
+        raise ConfigError(f"protocol {source}: seeds must be a non-empty list of integers >= 0, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"protocol {source}: seeds must not repeat, got {seeds!r}")
+    name, version = config["name"], config["version"]
+    if not isinstance(name, str) or not name or "/" in name:
+        raise ConfigError(f"protocol {source}: name must be a non-empty string without '/', got {name!r}")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ConfigError(f"protocol {source}: version must be an integer >= 1, got {version!r}")
+    return Protocol(
+        config=_frozen(config), source=source, name=name, version=version, description=str(config["description"]),
+        dataset=_dataset(source, config["dataset"]), model=model_spec(source, config["model"]),
+        training=_training(source, config["training"]), evaluation=_evaluation(source, config["evaluation"]),
+        threat_models=_threat_models(source, config["threat_models"]),
+        attacks=_parameter_sections(source, "attacks", config["attacks"]),
+        seeds=tuple(seeds), defenses=_parameter_sections(source, "defenses", config.get("defenses")),
+    )
+
+
+# -- overrides
 
 
 def _type_name(value: Any) -> str:

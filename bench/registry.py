@@ -7,17 +7,20 @@ A component is a factory function decorated with the registry's ``register``::
     def baseline(**params):
         ...
 
+This module is a leaf: it imports no component. The built-in components register
+themselves when ``bench.catalog`` imports them; look names up through ``bench.catalog`` (or
+the pipeline's factories), which guarantees that the built-ins and every plugin are loaded.
+
 Third-party code extends the harness without editing it, in either of two ways:
 
 * ``bench --plugin my_package.my_module ...`` imports the module, whose decorators run;
-* a Python entry point in the group ``bench.plugins`` names such a module, and is imported
-  the first time any registry is queried.
+* a Python entry point in the group ``bench.plugins`` names such a module; ``bench.catalog``
+  imports it with the built-ins.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import os
 import sys
 from dataclasses import dataclass
@@ -25,7 +28,7 @@ from typing import Any, Callable, Iterator
 
 from bench.errors import BenchError, UnknownNameError
 
-PLUGIN_ENTRY_POINT_GROUP = "bench.plugins"
+PLUGIN_ENTRY_POINT_GROUP = "bench.plugins"  # entry points naming plugin modules (loaded by bench.catalog)
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,6 @@ class Registry:
         return decorator
 
     def get(self, name: str) -> Entry:
-        load_plugins()
         try:
             return self._entries[name]
         except KeyError:
@@ -73,14 +75,12 @@ class Registry:
         return self.get(name).factory(**kwargs)
 
     def names(self) -> list[str]:
-        load_plugins()
         return sorted(self._entries)
 
     def __iter__(self) -> Iterator[Entry]:
         return iter(self._entries[name] for name in self.names())
 
     def __contains__(self, name: str) -> bool:
-        load_plugins()
         return name in self._entries
 
 
@@ -88,8 +88,6 @@ DATASETS = Registry("dataset")
 MODELS = Registry("model")
 DEFENSES = Registry("defense")
 ATTACKS = Registry("attack")
-
-_plugins_loaded = False
 
 
 def load_plugin_module(module: str) -> None:
@@ -107,18 +105,3 @@ def load_plugin_module(module: str) -> None:
             f"cannot import plugin module {module!r}: {exc}. "
             "Give an importable dotted module name (its folder must be on PYTHONPATH or installed)."
         ) from exc
-
-
-def load_plugins() -> None:
-    """Import the harness's own components and every ``bench.plugins`` entry point, once."""
-    global _plugins_loaded
-    if _plugins_loaded:
-        return
-    _plugins_loaded = True
-    import bench.components  # noqa: F401  (registers the built-in factories)
-
-    for ep in importlib.metadata.entry_points(group=PLUGIN_ENTRY_POINT_GROUP):
-        try:
-            ep.load()
-        except Exception as exc:  # a broken third-party plugin must not hide the cause
-            raise BenchError(f"plugin entry point {ep.name!r} ({ep.value}) failed to load: {exc}") from exc

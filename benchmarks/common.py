@@ -7,9 +7,10 @@ import time
 
 import torch
 
-from bench.data import load_dataset
+from bench.data.embedded import mnist_digits
 from bench.defenses.base import CrossEntropy, TrainingContext
-from bench.models import build_model
+from bench.pipeline import build_model
+from bench.protocol import TrainingSpec
 from bench.training import train
 
 
@@ -22,12 +23,12 @@ def trained_small_cnn(device: torch.device, epochs: int = 2, workdir=None):
     import tempfile
     from pathlib import Path
 
-    data = load_dataset("mnist_digits")
+    data = mnist_digits()
     torch.manual_seed(0)
     model = build_model({"name": "small_cnn"}, 1, 10, data.channel_stats())
     idx = torch.randperm(len(data.train_y), generator=torch.Generator().manual_seed(0))
     ctx = TrainingContext(data, idx[400:], device, 0)
-    cfg = {"epochs": epochs, "batch_size": 64, "lr": 0.05, "momentum": 0.9, "schedule": "cosine"}
+    cfg = TrainingSpec(epochs=epochs, batch_size=64, lr=0.05, momentum=0.9, schedule="cosine")
     folder = Path(workdir or tempfile.mkdtemp(prefix="bench-benchmark-"))
     model = train(model, CrossEntropy(), ctx, idx[:400], cfg, folder, progress=False).model.eval()
     return model, data.test_x.float().div(255).to(device), data.test_y.to(device)

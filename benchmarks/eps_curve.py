@@ -27,7 +27,7 @@ from common import device_name, timed, trained_small_cnn  # noqa: E402
 
 from bench.attacks.gradient import PGD  # noqa: E402
 from bench.evaluation import evaluate_attack  # noqa: E402
-from bench.registry import ATTACKS  # noqa: E402
+from bench.catalog import ATTACKS  # noqa: E402
 
 
 def main() -> None:

@@ -19,10 +19,10 @@ import time
 
 import torch
 
-from bench.data import load_dataset
+from bench.data.embedded import mnist_digits
 from bench.defenses.base import CrossEntropy, TrainingContext
-from bench.models import build_model
-from bench.registry import DEFENSES
+from bench.pipeline import build_model
+from bench.catalog import DEFENSES
 
 
 class Stepper:
@@ -57,7 +57,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    data = load_dataset("mnist_digits")
+    data = mnist_digits()
     x = data.train_x[: args.batch].float().div(255).to(device)
     y = data.train_y[: args.batch].to(device)
     out = {"device": torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or platform.machine(),
@@ -65,7 +65,7 @@ def main() -> None:
     for name in args.models:
         torch.manual_seed(0)
         model = build_model({"name": name}, 1, 10, data.channel_stats()).to(device)
-        ctx = TrainingContext(data, torch.arange(args.n_images), device, 0, {"training": {"augment": "none"}}, model)
+        ctx = TrainingContext(data, torch.arange(args.n_images), device, 0, None, model)
         steppers = {"baseline": Stepper(model, CrossEntropy(), x, y)}
         for defense in ("pixel_sim", "neural_sim"):
             steppers[defense] = Stepper(model, DEFENSES.create(defense, n_images=args.n_images).objective(ctx).to(device), x, y)

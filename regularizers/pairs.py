@@ -63,7 +63,7 @@ def _condition(block: Tensor, reg_range: str, th: float) -> Tensor:
 
 
 class PairSampler:
-    """Uniform sampler over the pairs i < j of ``reg_range`` (METHODS.md section 2).
+    """Uniform sampler over the pairs i < j of ``reg_range`` (docs/methods.md#38-pair-sets-and-pair-sampling).
 
     ``similarity``: the continuous N x N similarity the subsets are defined on (not the
     thresholded target). ``high``: |S| > th; ``low``: |S| < th; ``positive``: S > th or

@@ -19,7 +19,7 @@ Definitions, for a layer ``W in R^{c_out x c_in x 3 x 3}`` (n = c_out * c_in ker
   entropy of random kernels), as its ``variance_entropy_clean_norm`` does; values near or
   above 1 mean kernels as diverse as random ones. The fit is negative for n' = 2, where
   the normalised entropy is left undefined (None). (``torchconvquality`` itself does not
-  scale kernels by their max-abs; METHODS.md does.)
+  scale kernels by their max-abs; see docs/methods.md#92-convolution-filter-statistics.)
 - orthogonality: each output filter flattened to c_in*9 and L2-normalised (an all-zero
   filter stays zero, as in ``torchconvquality``), ``O = 1 - sum_{i != j} |w_i . w_j| /
   (c_out (c_out - 1))``; undefined (None) for a single output filter.

@@ -4,7 +4,7 @@ A thin adapter: ``AutoAttack(model, norm=, eps=, version=, seed=, device=)`` the
 ``run_standard_evaluation(x, y, batch_size=)``. The standard version runs APGD-CE, APGD-T
 (9 target classes, so the model needs >= 10 classes), FAB-T and Square (5000 queries) on
 the examples still robust after the previous ones; it is the RobustBench reference
-(METHODS.md section 8) and expensive on a CPU, hence ``n_examples``: the protocol evaluates
+(docs/methods.md#68-autoattack) and expensive on a CPU, hence ``n_examples``: the protocol evaluates
 only the first ``n_examples`` of the evaluation set with it (the evaluation reads the
 parameter; this module only records it).
 
@@ -35,8 +35,6 @@ NORMS = {"linf": "Linf", "l2": "L2"}
 
 
 class AutoAttackAdapter(Attack):
-    needs_gradients = True
-
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, generator: torch.Generator) -> torch.Tensor:
         seed = drawn_seed(generator)  # one draw per call whatever eps: the generator advances alike
         if eps == 0 or len(x) == 0:

@@ -1,30 +1,47 @@
 """What an attack is to the harness.
 
-Two kinds of attack, told apart by ``kind``:
+Two kinds of attack, told apart by their type (``kind`` names it in records):
 
-* ``"budget"`` (:class:`Attack`): ``perturb(model, x, y, eps, generator)`` returns images
-  within the eps-ball of the attack's threat model; it runs once per eps of the grid.
-* ``"minimal"`` (:class:`MinimalAttack`): ``minimize(model, x, y, generator)`` returns, per
-  example, the smallest adversarial image it found (or the clean image when it found none);
-  one run yields the whole accuracy-vs-eps curve and each example's minimal perturbation.
+* :class:`Attack` (``AttackKind.BUDGET``): ``perturb(model, x, y, eps, generator)`` returns
+  images within the eps-ball of the attack's threat model; it runs once per eps of the grid.
+* :class:`MinimalAttack` (``AttackKind.MINIMAL``): ``minimize(model, x, y, generator)``
+  returns, per example, the smallest adversarial image it found (or the clean image when it
+  found none); one run yields the whole accuracy-vs-eps curve and each example's minimal
+  perturbation.
+
+And three kinds of access to the attacked pipeline (``access``):
+
+* ``Access.WHITE_BOX``: differentiates the pipeline's adaptive view (BPDA, EOT);
+* ``Access.TRANSFER``: differentiates ``surrogate``, an undefended model of the same
+  architecture that the pipeline provides, and only scores the target;
+* ``Access.QUERY``: decision-based, score-based and noise attacks query the pipeline only.
 
 An attack never decides the result: the evaluation checks every returned image (finite, in
-[0, 1], within eps) and re-scores it on the deployed pipeline. ``needs_gradients`` is False
-for decision-based, score-based and noise attacks (they only query the model). Transfer
-attacks set ``needs_surrogate``; the runner then provides ``surrogate``, an undefended model
-of the same architecture, whose gradients craft the examples.
+[0, 1], within eps) and re-scores it on the deployed pipeline.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from bench.attacks.threat import THREAT_MODELS
+
+
+class AttackKind(str, Enum):
+    BUDGET = "budget"  # one run per eps of the grid
+    MINIMAL = "minimal"  # one run gives each example's smallest adversarial perturbation
+
+
+class Access(str, Enum):
+    WHITE_BOX = "white_box"  # gradients of the attacked pipeline (its adaptive view)
+    TRANSFER = "transfer"  # gradients of an undefended surrogate; the target is only scored
+    QUERY = "query"  # outputs of the attacked pipeline only, no gradients
 
 
 @dataclass
@@ -34,9 +51,8 @@ class Attack(ABC):
     params: dict[str, Any] = field(default_factory=dict)
     surrogate: nn.Module | None = field(default=None, repr=False, compare=False)
 
-    kind: ClassVar[str] = "budget"
-    needs_gradients: ClassVar[bool] = True
-    needs_surrogate: ClassVar[bool] = False
+    kind: ClassVar[AttackKind] = AttackKind.BUDGET
+    access: ClassVar[Access] = Access.WHITE_BOX
     # True when perturb accepts ``start`` (images within the ball to begin from), which lets
     # the descending curve reuse a larger eps's adversarial examples.
     warm_start: ClassVar[bool] = False
@@ -45,13 +61,23 @@ class Attack(ABC):
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, generator: torch.Generator) -> torch.Tensor:
         """Adversarial images for ``x`` (true labels ``y``) within ``eps``; ``model`` is in eval mode."""
 
+    @property
+    def needs_gradients(self) -> bool:
+        """Whether the attack differentiates the attacked pipeline (and so gets its adaptive view)."""
+        return self.access is Access.WHITE_BOX
+
+    @property
+    def needs_surrogate(self) -> bool:
+        return self.access is Access.TRANSFER
+
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "threat_model": self.threat_model, "kind": self.kind,
+        """What a record says of the attack (``needs_gradients``: the target's gradients)."""
+        return {"name": self.name, "threat_model": self.threat_model, "kind": self.kind.value,
                 "needs_gradients": self.needs_gradients, "params": self.params}
 
 
 class MinimalAttack(Attack):
-    kind: ClassVar[str] = "minimal"
+    kind: ClassVar[AttackKind] = AttackKind.MINIMAL
 
     def perturb(self, model, x, y, eps, generator):
         """A minimal-norm result clipped to a budget: the example only if it is within eps."""

@@ -31,7 +31,7 @@ from typing import Any, Iterable, Iterator
 import torch
 from torch import nn
 
-from bench.attacks.base import MinimalAttack
+from bench.attacks.base import Access, MinimalAttack
 from bench.attacks.params import float_param, int_param, optional_count, param_error
 from bench.errors import ConfigError
 from bench.registry import ATTACKS
@@ -89,7 +89,7 @@ def import_foolbox():
 
 
 class _DecisionAttack(MinimalAttack):
-    needs_gradients = False
+    access = Access.QUERY
 
     @abstractmethod
     def _foolbox_attack(self, fb):

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.attacks.base import Attack
+from bench.attacks.params import bool_param, float_param, int_param
 from bench.attacks.threat import THREAT_MODELS, Linf
 from bench.registry import ATTACKS
 
@@ -78,8 +79,9 @@ class PGD(Attack):
         return best
 
 
-def _params(steps: int, rel_stepsize: float, restarts: int, random_start: bool) -> dict:
-    return {"steps": steps, "rel_stepsize": rel_stepsize, "restarts": restarts, "random_start": random_start}
+def _params(name: str, steps: int, rel_stepsize: float, restarts: int, random_start: bool) -> dict:
+    return {"steps": int_param(name, "steps", steps), "rel_stepsize": float_param(name, "rel_stepsize", rel_stepsize),
+            "restarts": int_param(name, "restarts", restarts), "random_start": bool_param(name, "random_start", random_start)}
 
 
 @ATTACKS.register("fgsm", description="fast gradient sign method, L_inf, one step of size eps (Goodfellow et al. 2015)")
@@ -89,9 +91,9 @@ def fgsm() -> Attack:
 
 @ATTACKS.register("pgd", description="projected gradient descent, L_inf, random start, keeps each example's first success (Madry et al. 2018)")
 def pgd(steps: int = 20, rel_stepsize: float = 0.1, restarts: int = 1, random_start: bool = True) -> Attack:
-    return PGD("pgd", "linf", _params(steps, rel_stepsize, restarts, random_start))
+    return PGD("pgd", "linf", _params("pgd", steps, rel_stepsize, restarts, random_start))
 
 
 @ATTACKS.register("pgd_l2", description="projected gradient descent, L_2, random start in the ball, normalised gradient steps")
 def pgd_l2(steps: int = 20, rel_stepsize: float = 0.1, restarts: int = 1, random_start: bool = True) -> Attack:
-    return PGD("pgd_l2", "l2", _params(steps, rel_stepsize, restarts, random_start))
+    return PGD("pgd_l2", "l2", _params("pgd_l2", steps, rel_stepsize, restarts, random_start))

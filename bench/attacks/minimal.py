@@ -21,8 +21,6 @@ from bench.registry import ATTACKS
 class FoolboxMinimal(MinimalAttack):
     """A foolbox minimization attack named by ``params['algorithm']`` with its keyword parameters."""
 
-    needs_gradients = True
-
     def minimize(self, model, x, y, generator):
         fb = import_foolbox()
         options = {k: v for k, v in self.params.items() if k != "algorithm"}

@@ -1,6 +1,6 @@
 """Random corruptions as budget "attacks": Gaussian, uniform and salt-and-pepper noise.
 
-The pixel_sim reference evaluates these at ten noise levels (METHODS.md section 2); the
+The pixel_sim reference evaluates these at ten noise levels (docs/methods.md#22-noise-corruptions); the
 protocol's eps grid of the matching threat model holds the levels. They never look at
 gradients. With ``repeats`` > 1 the model is queried and each example keeps its first draw
 that fools it (the worst case over draws), otherwise its last draw; ``repeats`` = 1 is the
@@ -16,14 +16,14 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from bench.attacks.base import Attack
+from bench.attacks.base import Access, Attack
 from bench.attacks.params import int_param
 from bench.errors import ConfigError
 from bench.registry import ATTACKS
 
 
 class NoiseAttack(Attack):
-    needs_gradients = False
+    access = Access.QUERY
     max_level: ClassVar[float | None] = None  # salt-and-pepper's level is a probability
 
     @abstractmethod

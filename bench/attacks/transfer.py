@@ -1,7 +1,7 @@
 """Transfer attacks: examples crafted on an undefended surrogate, scored on the target.
 
-Regularised models are attacked with transfer too (Carlini et al. 2019; METHODS.md section
-7.6): a defense that only obfuscates its own gradients does not hide from examples made on a
+Regularised models are attacked with transfer too (Carlini et al. 2019;
+docs/methods.md#65-transfer-attacks): a defense that only obfuscates its own gradients does not hide from examples made on a
 model of the same architecture trained without it. The pixel_sim reference transfers FGSM
 this way. The runner sets ``surrogate`` (in eval mode, on the data's device); the target is
 never differentiated, so these attacks work on non-differentiable pipelines as well.
@@ -16,7 +16,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from bench.attacks.base import Attack
+from bench.attacks.base import Access, Attack
 from bench.attacks.gradient import FGSM, PGD
 from bench.attacks.params import bool_param, float_param, int_param
 from bench.errors import ConfigError
@@ -26,8 +26,7 @@ from bench.registry import ATTACKS
 class Transfer(Attack):
     """Runs the white-box ``crafter`` on the surrogate with this attack's parameters; ``model`` is not queried."""
 
-    needs_gradients = False
-    needs_surrogate = True
+    access = Access.TRANSFER
     crafter: ClassVar[type[Attack]]
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, generator: torch.Generator) -> torch.Tensor:

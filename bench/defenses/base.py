@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.data.base import ImageDataset
+from bench.protocol import Protocol
 
 
 @dataclass
@@ -32,8 +33,13 @@ class TrainingContext:
     train_indices: torch.Tensor
     device: torch.device
     seed: int
-    protocol: dict[str, Any] = field(default_factory=dict)
+    protocol: Protocol | None = None  # None outside a protocol run (tests, benchmarks)
     model: nn.Module | None = None
+
+    @property
+    def augment(self) -> str:
+        """The protocol's training augmentation (``none`` without a protocol)."""
+        return self.protocol.training.augment if self.protocol is not None else "none"
 
 
 class Objective(nn.Module):

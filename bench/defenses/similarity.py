@@ -14,11 +14,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from bench.data.augment import augment
 from bench.data.base import to_float
 from bench.defenses.base import Defense, Objective, TrainingContext
 from bench.errors import ConfigError
 from bench.registry import DEFENSES
-from bench.training.loop import augment
 from regularizers import (
     LOSS_KINDS,
     REG_RANGES,
@@ -98,7 +98,7 @@ class SimilarityDefense(Defense):
         then are frozen, as in the reference code."""
         idx = ctx.train_indices[: self.params["n_images"]]
         images = to_float(ctx.dataset.train_x[idx], ctx.device)
-        mode = ctx.protocol.get("training", {}).get("augment", "none")
+        mode = ctx.augment
         if mode != "none":
             images = augment(images, mode, torch.Generator().manual_seed(ctx.seed))
         return images, ctx.dataset.train_y[idx]

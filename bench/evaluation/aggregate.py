@@ -2,7 +2,7 @@
 
 Inputs are result records (dicts) of one (protocol hash, defense, seed). Robust accuracy
 reported per attack is only an upper bound; the worst case over all attacks run, example by
-example, is the honest figure (METHODS.md section 7, item 7). The checks flag the symptoms
+example, is the honest figure (docs/methods.md#79-worst-case-over-attacks). The checks flag the symptoms
 of gradient masking: an iterative attack weaker than a single step, and a black-box attack
 (which sees no gradients) stronger than the white-box ones.
 """

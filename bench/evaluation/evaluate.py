@@ -1,8 +1,7 @@
 """Evaluation: clean accuracy, and robust accuracy of a pipeline under one attack per eps.
 
-Budget attacks run at every eps of the grid on every clean-correct example; minimal-norm
-attacks run once and each example counts as broken at every eps at or above the norm of
-the smallest adversarial found. Every returned image is validated (invalid ones count as
+How the eps grid is walked is a strategy of ``bench.evaluation.curves`` (budget attacks per
+eps, or a minimal-norm attack once for the whole curve). Every returned image is validated (invalid ones count as
 failed attacks and are flagged) and re-scored on the deployed pipeline in eval mode. The
 reported robust accuracy at eps takes the per-example worst case over this and every
 smaller eps (an example fooled within a smaller ball is fooled within a larger one); the
@@ -22,16 +21,12 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from bench.attacks.base import Attack
 from bench.attacks.threat import THREAT_MODELS
 from bench.defenses.base import attack_view
-from bench.errors import ConfigError
 from bench.evaluation import checks
-
-
-CURVES = ("independent", "survivors", "descending")
+from bench.evaluation.curves import CurveInputs, Minimal, curve_for, logits_of, true_class_rank
 
 
 @dataclass
@@ -83,28 +78,12 @@ class AttackOutcome:
         }
 
 
-def true_class_rank(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """1 + the number of classes scored strictly above the true class."""
-    true = logits.gather(1, y.view(-1, 1))
-    return (logits > true).sum(dim=1) + 1
-
-
-@torch.no_grad()
-def logits_of(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-    return torch.cat([model(x[i : i + batch_size]).float() for i in range(0, len(x), batch_size)])
-
-
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
     return logits_of(model, x, batch_size).argmax(1)
 
 
-def _chunks(idx: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, ...]:
-    """Index batches; none at all when no example is left to attack."""
-    return idx.split(batch_size) if len(idx) else ()
-
-
 def attacked_model(pipeline: nn.Module, attack: Attack) -> nn.Module:
-    """What the attack is given: the adaptive view for gradient attacks, the pipeline for query attacks."""
+    """What the attack is given: the adaptive view for gradient attacks, the pipeline for the others."""
     return (attack_view(pipeline) if attack.needs_gradients else pipeline).eval()
 
 
@@ -138,22 +117,9 @@ def evaluate_attack(
     randomized: bool = False,
     compile: bool = False,
 ) -> AttackOutcome:
-    """Attack ``model`` (put in eval mode here) on float images ``x`` in [0, 1] at each eps.
-
-    ``curve="independent"`` attacks every clean-correct example at every eps (the per-eps
-    figures then also test monotonicity); ``"survivors"`` attacks at each eps only the
-    examples that survived the previous one, which gives the same worst-case curve for a
-    fraction of the cost but no monotonicity check. ``"descending"`` (attacks with
-    ``warm_start``; the others fall back to ``"survivors"``) goes from the largest eps down,
-    attacks at each eps only the examples the larger eps fooled, starting from their
-    adversarial example projected into the smaller ball; an example the attack could not
-    fool at some eps counts as robust at every smaller one. Its cost is about one attack
-    per example, whatever the grid's length.
-    """
-    if curve not in CURVES:
-        raise ConfigError(f"evaluation.curve must be one of {', '.join(CURVES)}; got {curve!r}")
-    if curve == "descending" and not attack.warm_start:
-        curve = "survivors"
+    """Attack ``model`` (put in eval mode here) on float images ``x`` in [0, 1] at each eps,
+    walking the grid with the strategy ``curve`` names (see ``bench.evaluation.curves``)."""
+    strategy, curve = curve_for(curve, attack)
     start = time.perf_counter()
     model.eval()
     target = attacked_model(model, attack)
@@ -162,58 +128,18 @@ def evaluate_attack(
         target = torch.compile(target, dynamic=True)
     validator = _Validator(THREAT_MODELS[attack.threat_model])
     clean_ranks = true_class_rank(logits_of(model, x, batch_size), y)
-    clean_correct = clean_ranks == 1
-    idx = clean_correct.nonzero().flatten()
-    generator = torch.Generator(device=x.device).manual_seed(seed)
     grid = [float(e) for e in eps_grid]
-    ranks: dict[float, torch.Tensor] = {}
-    minimal_norms = None
-
-    if attack.kind == "minimal":
-        adv_ranks = clean_ranks.clone()
-        norms = torch.zeros(len(y), device=x.device)
-        for chunk in _chunks(idx, batch_size):
-            x_adv = validator(x[chunk], attack.minimize(target, x[chunk], y[chunk], generator).detach(), math.inf)
-            adv_ranks[chunk] = true_class_rank(logits_of(model, x_adv, batch_size), y[chunk])
-            fooled = adv_ranks[chunk] != 1
-            norm = THREAT_MODELS[attack.threat_model].norm(x_adv - x[chunk])
-            norms[chunk] = torch.where(fooled, norm, torch.full_like(norm, math.inf))
-        minimal_norms = norms.cpu()
-        for eps in grid:
-            broken = norms <= eps + 1e-12
-            ranks[eps] = torch.where(broken, adv_ranks, clean_ranks)
-    elif curve == "descending":
-        ranks = _descending_curve(attack, target, model, x, y, idx, grid, clean_ranks, batch_size, generator, validator)
-    else:
-        previous = clean_ranks
-        for eps in tqdm(grid, desc=attack.name, leave=False, disable=None if progress else True, unit="eps"):
-            if curve == "survivors":
-                ranks[eps] = previous.clone()
-                idx = (previous == 1).nonzero().flatten()
-                if eps == 0.0:  # the only perturbation within eps = 0 is none
-                    previous = ranks[eps]
-                    continue
-            else:
-                ranks[eps] = clean_ranks.clone()
-            for chunk in _chunks(idx, batch_size):
-                x_adv = attack.perturb(target, x[chunk], y[chunk], eps, generator).detach()
-                x_adv = validator(x[chunk], x_adv, eps)
-                ranks[eps][chunk] = true_class_rank(logits_of(model, x_adv, batch_size), y[chunk])
-            previous = ranks[eps]
-
-    independent = [(ranks[e] == 1).float().mean().item() for e in grid]
-    worst = clean_correct.clone()
-    robust = {}
-    for eps in grid:
-        worst &= ranks[eps] == 1
-        robust[eps] = worst.clone().cpu()
-    outcome = AttackOutcome(grid, clean_ranks.cpu(), {e: r.cpu() for e, r in ranks.items()}, robust, independent, minimal_norms,
-                            curve=curve if attack.kind == "budget" else "minimal")
+    inputs = CurveInputs(attack, target, model, x, y, clean_ranks, grid, batch_size,
+                         torch.Generator(device=x.device).manual_seed(seed), validator, progress)
+    ranks = strategy.ranks(inputs)
+    outcome = _outcome(grid, clean_ranks, ranks, strategy.extras().get("minimal_norms"),
+                       curve="minimal" if isinstance(strategy, Minimal) else curve)
+    independent = outcome.independent_accuracy
     found = [
         validator.check(),
         checks.eps_zero_matches_clean(outcome.clean_accuracy(), independent[grid.index(0.0)] if 0.0 in grid and curve == "independent" else None,
                                       outcome.n, randomized),
-        None if attack.kind == "minimal" or curve != "independent" else checks.monotone_in_eps(grid, independent),
+        checks.monotone_in_eps(grid, independent) if strategy.monotonicity_checked else None,
     ]
     outcome.checks = [c for c in found if c is not None]
     outcome.seconds = time.perf_counter() - start
@@ -221,40 +147,14 @@ def evaluate_attack(
     return outcome
 
 
-def _descending_curve(attack, target, model, x, y, idx, grid, clean_ranks, batch_size, generator, validator):
-    """Ranks per eps, largest eps first; see ``evaluate_attack(curve="descending")``.
-
-    Each smaller eps starts from the larger eps's adversarial example projected into its
-    ball; where that projection still fools the pipeline (checked with one forward pass) no
-    attack step is spent, otherwise the attack runs from there.
-    """
-    threat = THREAT_MODELS[attack.threat_model]
-    ranks: dict[float, torch.Tensor] = {}
-    adversarial = x.clone()
-    fooled_above = idx  # clean-correct examples fooled at every larger eps so far
-    largest = max(grid)
-    for eps in sorted(grid, reverse=True):
-        ranks[eps] = clean_ranks.clone()
-        if eps == 0.0:  # the only perturbation within eps = 0 is none
-            continue
-        for chunk in _chunks(fooled_above, batch_size):
-            xc, yc = x[chunk], y[chunk]
-            if eps == largest:
-                x_adv = attack.perturb(target, xc, yc, eps, generator).detach()
-                attacked = torch.ones(len(chunk), dtype=torch.bool, device=x.device)
-            else:
-                x_adv = (xc + threat.project(adversarial[chunk] - xc, eps)).clamp(0, 1)
-                chunk_ranks = true_class_rank(logits_of(model, x_adv, batch_size), yc)
-                attacked = chunk_ranks == 1  # the projection no longer fools: attack from there
-                todo = attacked.nonzero().flatten()
-                if len(todo):
-                    x_adv[todo] = attack.perturb(target, xc[todo], yc[todo], eps, generator, start=x_adv[todo]).detach()
-            valid = validator(xc, x_adv, eps)
-            rescore = (attacked | (valid != x_adv).flatten(1).any(dim=1)).nonzero().flatten()
-            if eps != largest:
-                ranks[eps][chunk] = chunk_ranks
-            if len(rescore):
-                ranks[eps][chunk[rescore]] = true_class_rank(logits_of(model, valid[rescore], batch_size), yc[rescore])
-            adversarial[chunk] = valid
-        fooled_above = fooled_above[ranks[eps][fooled_above] != 1]
-    return ranks
+def _outcome(grid: list[float], clean_ranks: torch.Tensor, ranks: dict[float, torch.Tensor],
+             minimal_norms: torch.Tensor | None, curve: str) -> AttackOutcome:
+    """Per-eps figures, and the robust flags as the per-example worst case over this and every smaller eps."""
+    independent = [(ranks[e] == 1).float().mean().item() for e in grid]
+    worst = clean_ranks == 1
+    robust = {}
+    for eps in grid:
+        worst = worst & (ranks[eps] == 1)
+        robust[eps] = worst.clone().cpu()
+    return AttackOutcome(grid, clean_ranks.cpu(), {e: r.cpu() for e, r in ranks.items()}, robust, independent, minimal_norms,
+                         curve=curve)

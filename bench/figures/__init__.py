@@ -4,32 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.analysis.run import analyze
 from bench.errors import UnknownNameError
-from bench.figures.base import Analysis, Run, describe, load_records, missing, resolved
+from bench.figures.base import Run, describe, load_records, missing, resolved
 from bench.figures.papers import PAPERS
+from bench.pipeline import Settings
+from bench.runner import run
 
 __all__ = ["PAPERS", "make_figures"]
 
 
-def analyze(protocol_name: str, item: Analysis, settings, out_root: Path) -> None:
-    """``bench analyze KIND`` for one declared analysis, with the analysis's own defaults."""
-    from bench.analysis.cli import run as run_analysis
-    from bench.cli import parser
-
-    argv = ["analyze", item.kind, "--protocol", protocol_name, "--defense", item.defense, "--seed", str(item.seed),
-            "--results", str(settings.results_dir), "--checkpoints", str(settings.checkpoint_dir),
-            "--out", str(out_root / "_analysis"), *[a for o in item.overrides for a in ("--set", o)]]
-    if settings.device is not None:
-        argv += ["--device", str(settings.device)]
-    if not settings.progress:
-        argv.append("--quiet")
-    run_analysis(parser().parse_args(argv))
-
-
-def make_figures(paper_key: str, protocol_name: str, settings, out_root: Path, dry_run: bool = False) -> list[str]:
+def make_figures(paper_key: str, protocol_name: str, settings: Settings, out_root: Path, dry_run: bool = False) -> list[str]:
     """Run what is missing (unless ``dry_run``), then draw; returns the lines printed for the user."""
-    from bench.runner import run
-
     if paper_key not in PAPERS:
         raise UnknownNameError(f"unknown paper {paper_key!r}; valid papers: {', '.join(sorted(PAPERS))}")
     paper = PAPERS[paper_key]
@@ -43,8 +29,8 @@ def make_figures(paper_key: str, protocol_name: str, settings, out_root: Path, d
         protocol = resolved(protocol_name, item)
         if isinstance(item, Run):
             run(protocol, item.defense, [item.attack], [item.seed], settings)
-        else:
-            analyze(protocol_name, item, settings, out_root)
+        else:  # with the analysis's own defaults; its comparison figure goes beside the paper's
+            analyze(item.kind, protocol, [item.defense], item.seed, settings, out_root / "_analysis")
     out = out_root / paper.key
     out.mkdir(parents=True, exist_ok=True)
     captions = [f"# {paper.title}: figures on protocol `{protocol_name}`", "", f"Where our data differs from the paper's: {paper.differences}", ""]

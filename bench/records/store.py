@@ -18,9 +18,13 @@ from bench.records.atomic import write_atomic
 SCHEMA_VERSION = 1
 
 
+def folder_name(defense: str) -> str:
+    """A defense name as a folder name: ``family:spec`` names (robustbench:X) stay portable."""
+    return defense.replace(":", "--")
+
+
 def record_path(results_dir: Path, protocol_name: str, protocol_hash: str, defense: str, seed: int, attack: str) -> Path:
-    folder = defense.replace(":", "--")  # family:spec names (robustbench:X) stay portable folder names
-    return Path(results_dir) / f"{protocol_name}-{protocol_hash[:12]}" / folder / f"seed{seed}" / f"{attack}.json"
+    return Path(results_dir) / f"{protocol_name}-{protocol_hash[:12]}" / folder_name(defense) / f"seed{seed}" / f"{attack}.json"
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -49,11 +53,19 @@ def summary_path(attack_record: Path) -> Path:
     return attack_record.parent / SUMMARY_NAME
 
 
-def iter_records(results_dir: Path, kind: str = "attack") -> Iterator[tuple[Path, dict[str, Any]]]:
-    """Every record of ``kind`` under ``results_dir`` ("attack", "analysis", "model_summary";
-    temporary files are skipped)."""
-    for path in sorted(Path(results_dir).rglob("*.json")):
-        if not path.name.startswith("."):
+def _select(paths, kind: str) -> Iterator[tuple[Path, dict[str, Any]]]:
+    for path in sorted(paths):
+        if not path.name.startswith("."):  # temporary files of atomic writes
             record = read_record(path)
             if record.get("kind", "attack") == kind:
                 yield path, record
+
+
+def iter_records(results_dir: Path, kind: str = "attack") -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Every record of ``kind`` anywhere under ``results_dir`` ("attack", "analysis_rsa", "model_summary", ...)."""
+    return _select(Path(results_dir).rglob("*.json"), kind)
+
+
+def iter_records_in(folder: Path, kind: str = "attack") -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Every record of ``kind`` directly in ``folder`` (one model's records)."""
+    return _select(Path(folder).glob("*.json"), kind)

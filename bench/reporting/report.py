@@ -32,7 +32,7 @@ def write_report(results_dir: Path, reports_dir: Path, html: bool = False) -> li
               "Robust accuracy at eps is the per-example worst case over that and every smaller eps; the **worst case** "
               "row of a defense takes, example by example, the worst over every attack run on it (the honest figure). "
               "Top-5 and MRR (mean reciprocal rank of the true class) are under attack at that eps. "
-              "\"sanity checks\" lists every flagged check of METHODS section 7 (see the records for their numbers); "
+              "\"sanity checks\" lists every flagged check (docs/methods.md#8-sanity-checks; the records hold their numbers); "
               "a flagged row is not to be trusted. \"[simulated V1]\" marks neural_sim trained on the simulated V1 "
               "stand-in, not on neural recordings.\n\n")
     written[1].write_text(header + "## Leaderboard (robust accuracy %)\n\n" + leaderboard(table)

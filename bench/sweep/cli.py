@@ -66,7 +66,7 @@ def _dry_run(grid: Grid, target: Target) -> None:
 def run(args: argparse.Namespace) -> SweepReport | None:
     """Validate the grid (all of it, before any work), run the sweep and print its outcome; returns the
     :class:`~bench.sweep.sweep.SweepReport` (None for ``--dry-run``)."""
-    from bench.runner import parse_device
+    from bench.pipeline import parse_device
     from bench.sweep.executors import EXECUTORS, make_executor
     from bench.sweep.grid import load_grid
     from bench.sweep.jobs import Target

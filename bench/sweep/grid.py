@@ -141,7 +141,7 @@ def _names(raw: Any, key: str, problems: list[str]) -> list[str] | None:
 
 def _variants(base: str, overrides: list[str], specs, problems: list[str]) -> list[Variant]:
     """Every combination of every defense's values, each applied to the protocol and built once."""
-    from bench.runner import make_defense
+    from bench.pipeline import make_defense
 
     variants: list[Variant] = []
     seen: dict[tuple[str, str], str] = {}
@@ -198,7 +198,7 @@ def _read(path: Path) -> dict[str, Any]:
 
 def load_grid(path: Path, executors: Collection[str]) -> Grid:
     """Read and fully validate a grid file; ``executors`` are the valid executor names."""
-    from bench.runner import make_attack
+    from bench.pipeline import make_attack
 
     path = Path(path)
     raw = _read(path)
@@ -232,8 +232,8 @@ def load_grid(path: Path, executors: Collection[str]) -> Grid:
         except BenchError as exc:
             problems.append(f"protocol: {exc}")
         else:  # names can only be checked against a protocol: attack parameters and eps grids live there
-            attacks = attacks or list(base["attacks"])
-            seeds = seeds or list(base["seeds"])
+            attacks = attacks or list(base.attacks)
+            seeds = seeds or list(base.seeds)
             for name in attacks:
                 try:
                     make_attack(base, name)

@@ -23,8 +23,8 @@ from bench.errors import BenchError
 from bench.protocol import Protocol
 from bench.records import record_path
 
-if TYPE_CHECKING:  # bench.runner imports torch and every component: workers import it when they run a job
-    from bench.runner import Settings
+if TYPE_CHECKING:  # bench.pipeline imports torch and every component: workers import it when they run a job
+    from bench.pipeline import Settings
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class Target:
     verbose: bool = False  # the runner's own progress output, from every worker
 
     def settings(self) -> Settings:
-        from bench.runner import Settings, parse_device
+        from bench.pipeline import Settings, parse_device
 
         return Settings(self.results_dir, self.checkpoint_dir, parse_device(self.device), False, self.verbose)
 
@@ -146,7 +146,7 @@ class TrainJob(Job):
         return f"{self.defense} seed {self.seed} (model shared by {', '.join(self.users)})"
 
     def work(self) -> list[Path]:
-        from bench.runner import load_data, make_defense, obtain_model
+        from bench.pipeline import load_data, make_defense, obtain_model
 
         obtain_model(self.protocol, make_defense(self.protocol, self.defense), load_data(self.protocol), self.seed,
                      self.target.settings())

@@ -6,16 +6,12 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from bench.errors import BenchError, ConfigError
+from bench.errors import BenchError
 from bench.protocol import Protocol
 from bench.sweep.executors import Executor
 from bench.sweep.grid import Grid
 from bench.sweep.jobs import EvaluateJob, JobResult, Target, TrainJob
-
-if TYPE_CHECKING:
-    from bench.defenses.base import Defense
 
 
 @dataclass
@@ -50,29 +46,12 @@ def expand(grid: Grid, target: Target) -> list[EvaluateJob]:
             for v in grid.variants for seed in grid.seeds]
 
 
-def _checkpoint_folder(protocol: Protocol, defense: Defense, seed: int, target: Target) -> Path:
-    """Where ``bench.runner.obtain_model`` keeps this model's checkpoints."""
-    from bench.runner import checkpoint_folder
-
-    return checkpoint_folder(target.checkpoint_dir, protocol, defense, seed)
-
-
 def _trained_models(job: EvaluateJob) -> list[TrainJob]:
-    """The models ``job`` trains unless they exist: its own (an input transformation's base
-    model) and, for transfer attacks, the baseline surrogate of another seed."""
-    from bench.runner import SURROGATE_SEED_OFFSET, make_attack, make_defense
+    """The models ``job`` trains unless they exist (see ``bench.pipeline.trained_models``)."""
+    from bench.pipeline import make_attack, trained_models
 
-    protocol, seed = job.protocol, job.seed
-    defense, chain = make_defense(protocol, job.defense), [job.defense]
-    while defense.base is not None:
-        if defense.base in chain:
-            raise ConfigError(f"defense bases form a cycle: {' -> '.join(chain + [defense.base])}")
-        chain.append(defense.base)
-        defense = make_defense(protocol, defense.base)
-    models = [TrainJob(protocol, defense.name, seed, job.target)]
-    if any(make_attack(protocol, attack).needs_surrogate for attack in job.pending_attacks()):
-        models.append(TrainJob(protocol, "baseline", seed + SURROGATE_SEED_OFFSET, job.target))
-    return models
+    surrogate = any(make_attack(job.protocol, attack).needs_surrogate for attack in job.pending_attacks())
+    return [TrainJob(job.protocol, name, seed, job.target) for name, seed in trained_models(job.protocol, job.defense, job.seed, surrogate)]
 
 
 def plan(grid: Grid, target: Target) -> Plan:
@@ -83,14 +62,14 @@ def plan(grid: Grid, target: Target) -> Plan:
     model of input transformations, transfer surrogates) are trained first, each by one
     train job; the evaluate jobs then find them finished and only load them.
     """
-    from bench.runner import make_defense
+    from bench.pipeline import checkpoint_folder, make_defense
 
     jobs = expand(grid, target)
     todo = [job for job in jobs if job.pending_attacks()]
     users: dict[Path, list[tuple[EvaluateJob, TrainJob]]] = defaultdict(list)
     for job in todo:
         for model in _trained_models(job):
-            folder = _checkpoint_folder(model.protocol, make_defense(model.protocol, model.defense), model.seed, target)
+            folder = checkpoint_folder(target.checkpoint_dir, model.protocol, make_defense(model.protocol, model.defense), model.seed)
             users[folder].append((job, model))
     shared, needs = [], defaultdict(list)
     for folder, pairs in users.items():
@@ -106,15 +85,14 @@ def plan(grid: Grid, target: Target) -> Plan:
 
 def _prefetch_downloads(protocols: list[Protocol], echo: Callable[[str], None]) -> None:
     """Download data sets once, here, before workers would all download them into one folder at once."""
-    from bench.runner import load_data
+    from bench.pipeline import make_dataset
 
     seen = []
     for protocol in protocols:
-        cfg = protocol["dataset"]
-        if cfg.get("download") and cfg not in seen:
-            seen.append(cfg)
-            echo(f"fetching data set {cfg['name']} before starting the workers")
-            load_data(protocol)
+        if protocol.dataset.downloads and protocol.dataset not in seen:
+            seen.append(protocol.dataset)
+            echo(f"fetching data set {protocol.dataset.name} before starting the workers")
+            make_dataset(protocol)
 
 
 def _train_shared(models: list[TrainJob], executor: Executor, echo: Callable[[str], None]) -> dict[str, str]:

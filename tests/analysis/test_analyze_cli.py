@@ -7,13 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
-from bench.analysis import cli
+from bench.analysis import run as analysis_run
 from bench.analysis.cli import add_parsers, default_eps, run
 from bench.errors import BenchError
 from bench.protocol import load_protocol
-from bench.runner import load_data
+from bench.pipeline import load_data
 
 # A model trained in seconds: 1 epoch on 10 % of the training split, width 8.
 TINY = ["training.epochs=1", "dataset.val_fraction=0.9", "model.width=8", "attacks.pgd.steps=3"]
@@ -44,17 +43,12 @@ def analyzed(tmp_path_factory):
     def load_once(protocol):  # the two runs share one protocol: parse the embedded digits once (~3 s)
         return loaded.setdefault(protocol.hash, load_data(protocol))
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(cli, "load_data", load_once)
-            work = tmp_path_factory.mktemp("analyze")
-            rsa_paths = run(parser().parse_args(_argv("rsa", work, "--n-per-class", "2", "--an-steps", "10",
-                                                      "--an-stepsize", "0.1", "--eps", "0.3")))
-            filter_paths = run(parser().parse_args(_argv("filters", work, "--debug")))
-    finally:
-        torch.set_num_threads(before)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(analysis_run, "load_data", load_once)
+        work = tmp_path_factory.mktemp("analyze")
+        rsa_paths = run(parser().parse_args(_argv("rsa", work, "--n-per-class", "2", "--an-steps", "10",
+                                                  "--an-stepsize", "0.1", "--eps", "0.3")))
+        filter_paths = run(parser().parse_args(_argv("filters", work, "--debug")))
     assert len(loaded) == 1
     return work, rsa_paths, filter_paths
 

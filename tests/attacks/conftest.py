@@ -6,15 +6,6 @@ import pytest
 import torch
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: the batches are tiny and the 2 cores are shared (see tests/regularizers)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="session")
 def batch16(eval_batch, trained_cnn):
     """16 test digits the trained CNN classifies correctly (the harness attacks only those)."""

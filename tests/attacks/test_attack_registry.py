@@ -13,7 +13,7 @@ import bench.attacks.noise  # noqa: F401
 import bench.attacks.transfer  # noqa: F401
 from bench.attacks.threat import THREAT_MODELS
 from bench.errors import ConfigError
-from bench.registry import ATTACKS
+from bench.catalog import ATTACKS
 
 # name -> (cheap parameters, threat model, kind)
 CHEAP = {

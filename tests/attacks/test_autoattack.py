@@ -5,7 +5,7 @@ from attack_helpers import Forbidden, fooled, valid_images
 import bench.attacks.autoattack  # noqa: F401  (registers autoattack, autoattack_l2)
 import bench.attacks.gradient  # noqa: F401  (registers pgd)
 from bench.attacks.threat import Linf
-from bench.registry import ATTACKS
+from bench.catalog import ATTACKS
 
 APGD_CE = {"version": "custom", "attacks": ["apgd-ce"]}  # one of standard AutoAttack's four attacks: seconds, not minutes
 

@@ -6,7 +6,7 @@ from attack_helpers import Constant, MeanThreshold, fooled, valid_images
 
 import bench.attacks.decision  # noqa: F401  (registers the decision-based attacks)
 from bench.attacks.threat import L2, Linf
-from bench.registry import ATTACKS
+from bench.catalog import ATTACKS
 
 # Few steps and queries: these tests check the plumbing, not the attacks' strength.
 FAST = {

@@ -7,7 +7,7 @@ from attack_helpers import Constant, fooled, valid_images
 import bench.attacks.gradient  # noqa: F401  (registers pgd)
 import bench.attacks.minimal  # noqa: F401  (registers the minimal-norm attacks)
 from bench.attacks.threat import L2, Linf
-from bench.registry import ATTACKS
+from bench.catalog import ATTACKS
 
 STEPS = 20
 # Loose bounds on the median minimal perturbation of the 16 digits (measured about 0.09 / 1.7 / 1.1).

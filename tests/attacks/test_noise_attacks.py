@@ -6,7 +6,7 @@ from attack_helpers import Forbidden, MeanThreshold, valid_images
 
 import bench.attacks.noise  # noqa: F401  (registers the noise attacks)
 from bench.errors import ConfigError
-from bench.registry import ATTACKS
+from bench.catalog import ATTACKS
 
 NOISE = ["gaussian_noise", "uniform_noise", "salt_pepper"]
 

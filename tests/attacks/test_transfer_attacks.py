@@ -8,7 +8,7 @@ import bench.attacks.gradient  # noqa: F401  (registers pgd, fgsm)
 import bench.attacks.transfer  # noqa: F401  (registers the transfer attacks)
 from bench.attacks.threat import Linf
 from bench.errors import ConfigError
-from bench.registry import ATTACKS
+from bench.catalog import ATTACKS
 
 
 @pytest.mark.parametrize("name", ["transfer_pgd", "transfer_fgsm"])

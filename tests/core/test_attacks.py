@@ -6,7 +6,7 @@ import torch
 from bench.attacks.threat import L2, Linf
 from bench.errors import ConfigError
 from bench.evaluation import evaluate_attack, predict
-from bench.registry import ATTACKS
+from bench.catalog import ATTACKS
 
 
 @pytest.mark.parametrize("threat", [Linf, L2])
@@ -44,19 +44,21 @@ def test_pgd_beats_fgsm_and_accuracy_falls_with_eps(trained_cnn, eval_batch):
     for eps in grid[1:]:
         assert p[eps] <= f[eps]
     assert p[0.2] < 0.2 < p[0.05]
-    assert all(c["status"] == "pass" for c in pgd.checks), pgd.checks
+    assert pgd.checks and all(c["status"] == "pass" for c in pgd.checks), pgd.checks
 
 
 def test_pgd_is_at_least_as_strong_as_foolbox(trained_cnn, eval_batch):
     """Cross-check against an independent implementation on the same model and data: without a random
-    start the two are the same algorithm and must agree; with one, only the random draws differ."""
+    start the two are the same algorithm and must agree (up to one example: the two compute the loss
+    and its gradient with different float operations, which can tip a borderline example); with one,
+    only the random draws differ."""
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     import foolbox as fb
 
     x, y = eval_batch
     eps = 0.1
     fmodel = fb.PyTorchModel(trained_cnn, bounds=(0, 1))
-    for random_start, tolerance in ((False, 1e-9), (True, 0.05)):
+    for random_start, tolerance in ((False, 1 / len(y)), (True, 0.05)):
         _, _, success = fb.attacks.LinfPGD(steps=20, rel_stepsize=0.1, random_start=random_start)(fmodel, x, y, epsilons=eps)
         theirs = 1 - success.float().mean().item()
         attack = ATTACKS.create("pgd", steps=20, random_start=random_start)
@@ -141,7 +143,7 @@ def test_survivors_curve_matches_the_independent_worst_case(trained_cnn, eval_ba
     for eps in grid[1:]:
         assert abs(sur.robust_accuracy()[eps] - ind.robust_accuracy()[eps]) <= 0.05
     assert "monotone_in_eps" not in {c["name"] for c in sur.checks}
-    assert all(c["status"] == "pass" for c in sur.checks)
+    assert sur.checks and all(c["status"] == "pass" for c in sur.checks), sur.checks
 
 
 def test_descending_curve_matches_the_independent_worst_case_at_a_fraction_of_the_gradients(trained_cnn, eval_batch):
@@ -166,7 +168,7 @@ def test_descending_curve_matches_the_independent_worst_case_at_a_fraction_of_th
         assert desc.robust_accuracy()[eps] <= ind.robust_accuracy()[eps] + 0.025
     assert 0 < desc_cost < ind_cost / 2
     assert "monotone_in_eps" not in {c["name"] for c in desc.checks}
-    assert all(c["status"] == "pass" for c in desc.checks)
+    assert desc.checks and all(c["status"] == "pass" for c in desc.checks), desc.checks
     # the ranks respect the nesting of the balls: fooled at eps implies fooled at every larger eps
     fooled = torch.stack([desc.ranks[e] != 1 for e in grid[1:]])
     assert (fooled[:-1] <= fooled[1:]).all()

@@ -157,3 +157,46 @@ def test_readme_plugin_example_runs_verbatim(tmp_path):
     (record,) = (tmp_path / "results").rglob("pgd.json")
     rec = json.loads(record.read_text())
     assert rec["defense"] == {"name": "label_smoothing", "params": {"smoothing": 0.2}, "base": None, "randomized": False}
+
+
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("attacks.pgd.steps=0", "attack 'pgd': parameter 'steps' = 0 is invalid; accepted: an integer >= 1"),
+        ("attacks.pgd.rel_stepsize=-0.1", "parameter 'rel_stepsize' = -0.1 is invalid"),
+        ("attacks.transfer_pgd.steps=0", "attack 'transfer_pgd': parameter 'steps' = 0"),
+        ("defenses.pixel_sim.alpah=3", "defense 'pixel_sim' does not take the parameters"),
+        ("defenses.gaussian_blur.sigma=-1", "gaussian_blur"),
+    ],
+)
+def test_bad_component_parameters_are_refused_before_any_data_is_loaded(override, fragment, monkeypatch, tmp_path):
+    """Every configured attack and defense is built at load: a bad value anywhere stops the run
+    before the data set is read, even when the run does not use that component."""
+    import bench.runner
+    from bench.errors import ConfigError
+    from bench.pipeline import Settings
+    from bench.protocol import load_protocol
+
+    def no_data(protocol):
+        raise AssertionError("data was loaded before the protocol was checked")
+
+    monkeypatch.setattr(bench.runner, "load_data", no_data)
+    protocol = load_protocol("quick", [override])
+    with pytest.raises(ConfigError) as info:
+        bench.runner.run(protocol, "baseline", ["fgsm"], [0], Settings(tmp_path / "r", tmp_path / "c", progress=False))
+    assert fragment in str(info.value)
+
+
+def test_a_type_error_inside_a_factory_is_a_bug_not_a_parameter_error(monkeypatch):
+    from bench.catalog import DEFENSES
+    from bench.pipeline import make_defense
+    from bench.protocol import load_protocol
+
+    monkeypatch.setattr(DEFENSES, "_entries", dict(DEFENSES._entries))  # the registration ends with the test
+
+    @DEFENSES.register("buggy_factory_for_test", description="raises TypeError inside")
+    def buggy_factory_for_test(strength: float = 1.0):
+        return len(strength)  # a bug in the factory: TypeError, not the user's parameters
+
+    with pytest.raises(TypeError, match="has no len"):
+        make_defense(load_protocol("quick"), "buggy_factory_for_test")

@@ -16,8 +16,8 @@ def test_builtin_protocols_load_and_hash_is_stable():
 def test_override_changes_value_and_hash():
     base = load_protocol("quick")
     p = load_protocol("quick", ["training.epochs=3", "attacks.pgd.steps=7", "training.lr=1"])
-    assert p["training"]["epochs"] == 3 and p["attacks"]["pgd"]["steps"] == 7
-    assert isinstance(p["training"]["lr"], float) and p["training"]["lr"] == 1.0
+    assert p.training.epochs == 3 and p.attacks["pgd"]["steps"] == 7
+    assert isinstance(p.config["training"]["lr"], float) and p.training.lr == 1.0
     assert p.hash != base.hash
     assert config_hash(p.config) == p.hash
 
@@ -62,3 +62,41 @@ def test_protocol_file_by_path(tmp_path):
     (tmp_path / "partial.yaml").write_text("name: x\nversion: 1\n")
     with pytest.raises(ConfigError, match="lacks the section"):
         load_protocol(str(tmp_path / "partial.yaml"))
+
+
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("training.schedule=bogus", "training.schedule = 'bogus' is invalid; accepted: one of constant, cosine, cyclic"),
+        ("training.optimizer=rmsprop", "accepted: one of sgd, adam"),
+        ("training.augment=mixup", "accepted: one of none, crop_flip"),
+        ("training.lr=0", "training.lr = 0.0 is invalid; accepted: a finite number in (0, inf)"),
+        ("evaluation.curve=bogus", "evaluation.curve = 'bogus' is invalid; accepted: one of independent, survivors, descending"),
+        ("evaluation.n_examples=0", "evaluation.n_examples = 0 is invalid"),
+        ("dataset.val_fraction=1.5", "dataset.val_fraction = 1.5 is invalid"),
+        ("threat_models.linf.eps=[-0.1, 0.1]", "numbers >= 0"),
+        ("threat_models.linf.eps=[0.1, 0.1]", "without repeats"),
+        ("model.normalization=zscore", "accepted: dataset, none, or {mean"),
+    ],
+)
+def test_enumerated_values_and_ranges_are_checked_at_load(override, fragment):
+    with pytest.raises(ConfigError) as info:
+        load_protocol("quick", [override])
+    assert fragment in str(info.value)
+
+
+def test_the_typed_view_reads_the_file_and_the_hash_reads_the_dict_as_written():
+    p = load_protocol("quick")
+    assert p.training.schedule == "cosine" and p.training.epochs == 8 and p.evaluation.curve == "independent"
+    assert p.eps_grid("linf")[0] == 0.0 and p.seeds == (0,) and p.model.options["width"] == 32
+    assert p.config["defenses"]["neural_sim"]["recordings"] is None  # None stays None in what is hashed
+    with pytest.raises(TypeError):
+        p.config["training"]["epochs"] = 3  # read-only: the typed view and the hash cannot drift apart
+
+
+def test_protocols_pickle_for_sweep_workers():
+    import pickle
+
+    p = load_protocol("quick", ["training.epochs=2"])
+    q = pickle.loads(pickle.dumps(p))
+    assert q == p and q.hash == p.hash and q.training.epochs == 2

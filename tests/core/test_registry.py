@@ -5,7 +5,8 @@ import textwrap
 import pytest
 
 from bench.errors import BenchError, UnknownNameError
-from bench.registry import ATTACKS, DATASETS, DEFENSES, MODELS, Registry
+from bench.catalog import ATTACKS, DATASETS, DEFENSES, MODELS
+from bench.registry import Registry
 
 
 def test_builtins_are_registered_with_descriptions():

@@ -13,8 +13,7 @@ from bench.attacks.threat import L2, Linf
 from bench.defenses.adversarial import PGDTraining
 from bench.defenses.base import CrossEntropy
 from bench.evaluation import evaluate_attack
-from bench.registry import ATTACKS, DEFENSES
-from defense_fixtures import one_thread  # noqa: F401  (autouse)
+from bench.catalog import ATTACKS, DEFENSES
 
 
 def test_defaults_are_recorded():
@@ -31,6 +30,7 @@ def test_crafting_stays_in_the_ball_and_leaves_batchnorm_and_mode_alone(trained_
     assert isinstance(objective, PGDTraining)
     x, y = eval_batch[0][:32], eval_batch[1][:32]
     stats = {n: b.clone() for n, b in model.named_buffers()}
+    assert any(n.endswith("running_mean") for n in stats)  # the model has batch norm statistics to protect
     x_adv = objective.craft(model, x, y)
     assert model.training
     assert all(torch.equal(b, stats[n]) for n, b in model.named_buffers())  # eval-mode crafting

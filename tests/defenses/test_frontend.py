@@ -12,9 +12,8 @@ import bench.defenses.frontend  # noqa: F401  (registers the defenses)
 from bench.defenses.base import CrossEntropy, attack_view
 from bench.defenses.frontend import gabor_bank
 from bench.errors import ConfigError
-from bench.models import build_model
-from bench.registry import DEFENSES
-from defense_fixtures import one_thread  # noqa: F401  (autouse)
+from bench.pipeline import build_model
+from bench.catalog import DEFENSES
 
 
 def fresh_model(digits, name: str, **params):

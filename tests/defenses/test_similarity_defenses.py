@@ -10,8 +10,8 @@ import bench.defenses.similarity  # noqa: F401
 from bench.cli import main
 from bench.defenses.base import TrainingContext
 from bench.errors import ConfigError
-from bench.models import build_model
-from bench.registry import DEFENSES
+from bench.pipeline import build_model
+from bench.catalog import DEFENSES
 from fast_protocol import FAST
 
 TINY = [*FAST, "attacks.pgd.steps=2"]
@@ -23,7 +23,7 @@ def _sets(overrides):
 
 def _ctx(digits):
     model = build_model({"name": "small_cnn", "width": 8}, 1, 10, digits.channel_stats())
-    return TrainingContext(digits, torch.arange(300), torch.device("cpu"), 0, {"training": {"augment": "none"}}, model), model
+    return TrainingContext(digits, torch.arange(300), torch.device("cpu"), 0, None, model), model
 
 
 @pytest.mark.parametrize("name", ["pixel_sim", "neural_sim"])

@@ -12,8 +12,7 @@ import bench.defenses.transforms  # noqa: F401  (registers the defenses)
 from bench.defenses.base import attack_view
 from bench.defenses.transforms import AdaptiveView, GaussianBlur, MedianFilter, TransformedModel
 from bench.evaluation import evaluate_attack
-from bench.registry import ATTACKS, DEFENSES
-from defense_fixtures import one_thread  # noqa: F401  (autouse)
+from bench.catalog import ATTACKS, DEFENSES
 
 
 def input_grad(module, x, y):
@@ -36,7 +35,8 @@ def test_gaussian_blur_is_attacked_end_to_end_with_the_true_gradient(trained_cnn
     expected = (grad_at_blurred.view(8, -1) @ matrix.T).view_as(x)
     grad = input_grad(pipe, x, y)
     assert grad.abs().sum() > 0
-    torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-6)
+    # float32 sums of 784 terms in two different orders: agree to rounding, relative to the gradient's scale
+    torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-5 * expected.abs().max().item())
     assert not torch.allclose(grad, grad_at_blurred, atol=1e-4)  # the blur's Jacobian is really applied
     small = torch.rand(2, 2, 9, 9, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(GaussianBlur(0.8, 5).double(), (small,))
@@ -56,10 +56,14 @@ def test_median_filter_matches_scipy_and_bpda_passes_the_gradient_straight_throu
     pipe = DEFENSES.create("median_filter").wrap(trained_cnn)
     view = attack_view(pipe)
     assert isinstance(view, AdaptiveView)
-    torch.testing.assert_close(view(x), pipe(x))
+    # The straight-through value x + (t(x) - x).detach() equals t(x) only to float rounding (an
+    # ulp of the pixels), so the logits and gradients agree to tolerances, not bit for bit.
+    torch.testing.assert_close(view(x), pipe(x), rtol=1e-5, atol=1e-5)
     grad = input_grad(view, x, y)
     assert grad.abs().sum() > 0
-    torch.testing.assert_close(grad, input_grad(trained_cnn, pipe.transform(x), y))  # identity backward at t(x)
+    expected = input_grad(trained_cnn, pipe.transform(x), y)  # identity backward at t(x)
+    torch.testing.assert_close(grad, expected, rtol=1e-3, atol=1e-5 * expected.abs().max().item())
+    assert not torch.allclose(grad, input_grad(trained_cnn, x, y), rtol=1e-3, atol=1e-3 * expected.abs().max().item())
     assert attack_view(DEFENSES.create("median_filter", gradient="exact").wrap(trained_cnn)) is not view
 
 

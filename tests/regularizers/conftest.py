@@ -9,17 +9,6 @@ import torch
 from torch import nn
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Run each test on one thread: the tensors are tiny, and on a shared 2-core machine two
-    intra-op threads per process oversubscribe the cores (measured: 1.9 s vs 117 s for the
-    training test while another process was busy)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def oriented_images(n: int, generator: torch.Generator, size: int = 16, classes: int = 4):
     """Noisy gratings whose class is the orientation; phase and frequency are random."""
     y = torch.randint(classes, (n,), generator=generator)

@@ -44,8 +44,10 @@ def test_pixel_similarity_mean_and_single_channel():
 
 
 def test_pixel_similarity_image_equal_to_mean_gives_zeros_not_nan():
-    x = torch.rand(3, 1, 2, 2, generator=torch.Generator().manual_seed(0))
-    x = torch.cat([x, x.mean(dim=0, keepdim=True)])  # image 3 is the mean image: zero after centring
+    # Multiples of 1/16, three images summing to 3 x image 3: every sum and mean is exact in float32
+    # whatever the summation order, so image 3 is the mean image and exactly zero after centring.
+    x = torch.tensor([[1, 6, 3, 12], [4, 2, 9, 0], [7, 4, 6, 9], [4, 4, 6, 7]], dtype=torch.float32).view(4, 1, 2, 2) / 16
+    assert torch.equal(x[:3].sum(0), 3 * x[3])
     s = pixel_similarity(x)
     assert torch.isfinite(s).all()
     assert torch.all(s[3] == 0) and torch.all(s[:, 3] == 0)

@@ -31,15 +31,10 @@ needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"headless Chr
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> Path:
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny batches on 2 shared cores: one thread is faster
     work = tmp_path_factory.mktemp("html_run")
     sets = [arg for o in TINY for arg in ("--set", o)]
     assert main(["run", "--attack", "fgsm", "--attack", "pgd", "--results", str(work / "results"),
                  "--checkpoints", str(work / "ckpt"), "--quiet", *sets]) == 0
-    torch.set_num_threads(threads)
     return work / "results"
 
 

@@ -1,21 +1,11 @@
-"""Fixtures of the sweep tests: one torch thread, and the reference sweeps (the same grid through
-the serial and the local executor), run once per session."""
+"""Fixtures of the sweep tests: the reference sweeps (the same grid through the serial and the
+local executor), run once per session."""
 
 from __future__ import annotations
 
 import pytest
-import torch
 
 from sweep_helpers import GRID, bench, write_grid
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread in this process, as the local workers get on 2 cores (and far faster on a busy machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,7 @@ def test_mapping_form_expands_every_combination_into_protocol_overrides(tmp_path
     assert len({v.protocol.hash for v in grid.variants}) == 5
     assert grid.variants[0].protocol.hash == load_protocol("quick", TINY).hash
     # defaults: the protocol's attacks, the local executor
-    assert grid.attacks == tuple(load_protocol("quick")["attacks"]) and grid.executor == "local" and grid.workers is None
+    assert grid.attacks == tuple(load_protocol("quick").attacks) and grid.executor == "local" and grid.workers is None
     jobs = expand(grid, Target(tmp_path / "r", tmp_path / "c"))
     assert [j.label for j in jobs][:3] == ["baseline seed 3", "baseline seed 4", "pixel_sim[alpha=1.0, n_images=100] seed 3"]
     assert len(jobs) == 10 and all(j.attacks == grid.attacks for j in jobs)
@@ -39,7 +39,7 @@ def test_mapping_form_expands_every_combination_into_protocol_overrides(tmp_path
 def test_list_form_and_defaults_from_the_protocol(tmp_path):
     grid = _load(tmp_path, protocol="quick", defenses=["baseline", "gaussian_blur"], attacks=["pgd"], executor="serial", workers=3)
     assert [v.label for v in grid.variants] == ["baseline", "gaussian_blur"]
-    assert grid.seeds == tuple(load_protocol("quick")["seeds"]) and grid.attacks == ("pgd",)
+    assert grid.seeds == tuple(load_protocol("quick").seeds) and grid.attacks == ("pgd",)
     assert grid.executor == "serial" and grid.workers == 3
 
 
@@ -104,7 +104,8 @@ def test_every_problem_is_reported_at_once(tmp_path):
 def test_defenses_that_resolve_to_one_results_folder_are_refused(tmp_path, monkeypatch):
     """Two variants writing one <protocol>-<hash>/<defense>/seed<N> folder would race on summary.json."""
     from bench.defenses import Defense
-    from bench.registry import DEFENSES, Entry
+    from bench.catalog import DEFENSES
+    from bench.registry import Entry
 
     DEFENSES.names()  # load the built-in components before adding to them
     monkeypatch.setitem(DEFENSES._entries, "baseline_alias", Entry("baseline_alias", lambda: Defense("baseline"), "alias", __name__))
@@ -136,7 +137,7 @@ def test_dry_run_lists_jobs_and_runs_nothing(tmp_path):
 def test_the_shipped_grid_files_are_valid_and_cover_every_built_in_defense(name):
     from pathlib import Path
 
-    from bench.registry import DEFENSES
+    from bench.catalog import DEFENSES
 
     grid = load_grid(Path(__file__).resolve().parents[2] / "sweeps" / name, list(EXECUTORS))
     families = {"robustbench", "torchvision", "timm"}  # need user-supplied weights

@@ -56,7 +56,7 @@ def test_a_model_used_by_one_job_or_already_trained_is_not_shared(tmp_path):
     shared = plan(grid, target).shared
     assert [(m.defense, m.seed) for m in shared] == [("baseline", 0)]
     # once final.pt exists the jobs only load it: nothing to train first
-    from bench.runner import make_defense
+    from bench.pipeline import make_defense
     from bench.sweep.sweep import _checkpoint_folder
 
     model = shared[0]

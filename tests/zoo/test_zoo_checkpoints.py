@@ -13,8 +13,8 @@ from torch import nn
 import bench.defenses.pretrained  # noqa: F401  (registers the families)
 from bench.defenses.pretrained import find_taps, read_state_dict
 from bench.errors import CheckpointError, ConfigError, UnknownNameError
-from bench.registry import DEFENSES
-from bench.runner import make_defense
+from bench.catalog import DEFENSES
+from bench.pipeline import make_defense
 from zoo_helpers import float_images, image_dataset, protocol, randomized
 
 CPU = torch.device("cpu")

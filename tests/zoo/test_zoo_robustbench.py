@@ -12,8 +12,8 @@ import torch
 
 import bench.defenses.pretrained  # noqa: F401  (registers the families)
 from bench.errors import CheckpointError, ConfigError, UnknownNameError
-from bench.registry import DEFENSES
-from bench.runner import make_defense
+from bench.catalog import DEFENSES
+from bench.pipeline import make_defense
 from zoo_helpers import RB_MODEL, float_images, image_dataset, protocol, robustbench_checkpoint
 
 CPU = torch.device("cpu")

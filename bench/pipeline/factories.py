@@ -1,0 +1,122 @@
+"""From the names in a protocol to components: every registry lookup of the harness is here.
+
+Parameters from the protocol are bound against the factory's signature first, so a wrong
+name or a missing value is the user's error (a :class:`ConfigError` listing what the factory
+accepts), while a ``TypeError`` raised *inside* a factory stays what it is: a bug, shown
+with its traceback. :func:`check_protocol` builds every configured attack and defense once
+at load, so a bad value anywhere (``attacks.pgd.steps=0``) is refused before data is
+loaded or a model trained.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Mapping
+
+from bench.attacks.base import Attack
+from bench.catalog import ATTACKS, DATASETS, DEFENSES, MODELS
+from bench.data.base import ImageDataset
+from bench.defenses.base import Defense
+from bench.errors import ConfigError
+from bench.models.base import Classifier
+from bench.protocol import ModelSpec, Protocol, model_spec, thaw
+from bench.registry import Entry
+
+
+def _accepted(factory: Callable[..., Any], skip: int = 0) -> str:
+    params = list(inspect.signature(factory).parameters.values())[skip:]
+    shown = [p.name if p.default is inspect.Parameter.empty else f"{p.name}={p.default!r}" for p in params
+             if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    return ", ".join(shown) or "no parameters"
+
+
+def call_factory(kind: str, name: str, entry: Entry, params: Mapping[str, Any], *args: Any, where: str = "") -> Any:
+    """``entry.factory(*args, **params)``, refusing parameters the factory does not take, by name."""
+    params = dict(params)
+    try:
+        inspect.signature(entry.factory).bind(*args, **params)
+    except TypeError as exc:
+        place = f" (from {where})" if where else ""
+        raise ConfigError(f"{kind} {name!r} does not take the parameters {params}{place}: {exc}; "
+                          f"it accepts: {_accepted(entry.factory, len(args))}") from None
+    return entry.factory(*args, **params)
+
+
+def is_family(entry: Entry) -> bool:
+    """A family factory (``robustbench:<model>``) takes the part after the colon as its first, required argument."""
+    params = list(inspect.signature(entry.factory).parameters.values())
+    return bool(params) and params[0].default is inspect.Parameter.empty and params[0].kind in (
+        inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+def make_dataset(protocol: Protocol) -> ImageDataset:
+    spec = protocol.dataset
+    return call_factory("dataset", spec.name, DATASETS.get(spec.name), thaw(spec.options), where="the protocol's dataset section")
+
+
+def build_model(spec: ModelSpec | Mapping[str, Any], in_channels: int, num_classes: int,
+                dataset_stats: tuple[list[float], list[float]]) -> Classifier:
+    """Build the model ``spec`` names, wrapped with its input normalisation (the model's first layer)."""
+    if not isinstance(spec, ModelSpec):
+        spec = model_spec("(model config)", spec)
+    if spec.normalization == "dataset":
+        mean, std = dataset_stats
+    elif spec.normalization == "none":
+        mean, std = [0.0] * in_channels, [1.0] * in_channels
+    else:
+        mean, std = list(spec.normalization["mean"]), list(spec.normalization["std"])
+        if len(mean) == 1 and in_channels > 1:
+            mean, std = mean * in_channels, std * in_channels
+    options = {**thaw(spec.options), "in_channels": in_channels, "num_classes": num_classes}
+    net = call_factory("model", spec.name, MODELS.get(spec.name), options, where="the protocol's model section")
+    return Classifier(net, mean, std)
+
+
+def make_defense(protocol: Protocol, name: str) -> Defense:
+    """``name`` is a registered defense, or ``family:spec`` for families of ready-made models
+    (e.g. ``robustbench:Carmon2019Unlabeled``): the family factory gets ``spec`` first, then the
+    parameters of ``defenses.<family>`` updated by those of ``defenses.<family:spec>``."""
+    params = protocol.defense_params(name)
+    if ":" in name:
+        family, spec = name.split(":", 1)
+        return call_factory("defense family", family, DEFENSES.get(family), params, spec, where=f"defenses.{family}")
+    return call_factory("defense", name, DEFENSES.get(name), params, where=f"defenses.{name}")
+
+
+def make_attack(protocol: Protocol, name: str) -> Attack:
+    attack = call_factory("attack", name, ATTACKS.get(name), protocol.attack_params(name), where=f"attacks.{name}")
+    if attack.threat_model not in protocol.threat_models:
+        valid = ", ".join(protocol.threat_models)
+        raise ConfigError(f"attack {name!r} needs an eps grid for threat model {attack.threat_model!r}, "
+                          f"which protocol {protocol.name} does not define (it has: {valid})")
+    return attack
+
+
+def check_protocol(protocol: Protocol) -> None:
+    """Build every attack of the protocol's suite and every configured defense once (their
+    factories check each value's range), and bind the data set's and model's options: all
+    before any work. Sections for defenses that are not registered (a plugin not loaded in
+    this run) are left for when that defense is asked for."""
+    for name in protocol.attacks:
+        make_attack(protocol, name)
+    for name in protocol.defenses:
+        family = name.split(":", 1)[0]
+        if family not in DEFENSES:
+            continue
+        entry = DEFENSES.get(family)
+        if ":" in name or not is_family(entry):
+            make_defense(protocol, name)
+        else:  # family parameters alone: bind them with a placeholder for the model name
+            try:
+                inspect.signature(entry.factory).bind("<model>", **protocol.defense_params(name))
+            except TypeError as exc:
+                raise ConfigError(f"defense family {name!r} does not take the parameters {protocol.defense_params(name)} "
+                                  f"(from defenses.{name}): {exc}; it accepts: {_accepted(entry.factory, 1)}") from None
+    for kind, spec, registry in (("dataset", protocol.dataset, DATASETS), ("model", protocol.model, MODELS)):
+        entry = registry.get(spec.name)
+        extra = {"in_channels": 1, "num_classes": 2} if kind == "model" else {}
+        try:
+            inspect.signature(entry.factory).bind(**thaw(spec.options), **extra)
+        except TypeError as exc:
+            raise ConfigError(f"{kind} {spec.name!r} does not take the options {thaw(spec.options)} (from the protocol's "
+                              f"{kind} section): {exc}; it accepts: {_accepted(entry.factory)}") from None
