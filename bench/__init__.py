@@ -1,8 +1,10 @@
 """bench: a comparative benchmark harness for the adversarial robustness of image classifiers.
 
-The package reads as the pipeline it runs: ``data`` -> ``models`` -> ``defenses`` ->
-``training`` -> ``attacks`` -> ``evaluation`` -> ``records`` -> ``reporting``, tied
-together by ``protocol`` (what to run) and ``runner`` (running it).
+The package reads as the path the data takes: ``data`` -> ``models`` -> ``defenses`` ->
+``training`` -> ``attacks`` -> ``evaluation`` -> ``records`` -> ``reporting``. ``protocol``
+says what to run (parsed once, typed), ``catalog`` holds every registered component,
+``pipeline`` turns (protocol, defense, seed) into a ready pipeline, and ``runner`` runs the
+attacks on it. The methods are documented in docs/methods.md.
 """
 
 import os

@@ -20,8 +20,8 @@ from bench.evaluation.model_checks import model_checks
 from bench.pipeline import (SURROGATE_DEFENSE, DataSplit, Settings, check_protocol, is_randomized, load_data, make_attack,
                             make_defense, obtain_model, obtain_surrogate)
 from bench.protocol import Protocol
-from bench.records import record_path, write_json_atomic
-from bench.records.build import attack_record, write_model_summary
+from bench.records import record_path, write_record
+from bench.records.build import attack_record_of, update_model_summary
 
 
 def check_compatible(protocol: Protocol, defense: Defense, attacks: list[Attack]) -> None:
@@ -87,19 +87,19 @@ def attack_seed(protocol: Protocol, defense: Defense, seed: int, todo: list[tupl
         t0 = time.perf_counter()
         outcome = evaluate_attack(model, attack, x[:m], y[:m], protocol.eps_grid(attack.threat_model), batch_size, seed,
                                   settings.progress, protocol.evaluation.curve, randomized, compile=settings.compile)
-        record = attack_record(protocol, defense, seed, attack, dataset, ready.info, outcome, device, pipeline_checks,
-                               surrogate_info if attack.needs_surrogate else None)
-        write_json_atomic(path, record)
+        record = attack_record_of(protocol, defense, seed, attack, dataset, ready.info, outcome, device, pipeline_checks,
+                                  surrogate_info if attack.needs_surrogate else None)
+        write_record(path, record)
         if settings.progress:
-            accs = ", ".join(f"{k}: {v:.3f}" for k, v in record["metrics"]["robust_accuracy"].items())
-            flags = [c["name"] for c in record["checks"] if c["status"] != "pass"]
+            accs = ", ".join(f"{k}: {v:.3f}" for k, v in record.metrics.robust_accuracy.items())
+            flags = record.flags
             print(f"{defense.name} seed {seed} {attack.name}: clean {outcome.clean_accuracy():.3f} | robust @eps {accs} "
                   f"| {time.perf_counter() - t0:.1f}s | checks: {'FLAGGED ' + ', '.join(flags) if flags else 'all pass'}")
             print(f"wrote {path}")
-    summary = write_model_summary(todo[0][1])
+    summary = update_model_summary(todo[0][1].parent)
     if settings.progress:
-        for threat, by_eps in summary["worst_case"].items():
-            print(f"worst case over {len(summary['attacks'])} attack(s), {threat}: "
-                  + ", ".join(f"{eps}: {v['accuracy']:.3f}" for eps, v in by_eps.items()))
-        for c in summary["cross_attack_checks"]:
-            print(f"check {c['name']}: {c['status']} ({c['detail']})")
+        for threat, by_eps in summary.worst_case.items():
+            print(f"worst case over {len(summary.attacks)} attack(s), {threat}: "
+                  + ", ".join(f"{eps}: {v.accuracy:.3f}" for eps, v in by_eps.items()))
+        for c in summary.cross_attack_checks:
+            print(f"check {c.name}: {c.status} ({c.detail})")

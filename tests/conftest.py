@@ -38,6 +38,7 @@ SHARED_FIXTURES = {
 }
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the marks
 def pytest_collection_modifyitems(config, items):
     for item in items:
         group = next((SHARED_FIXTURES[name] for name in SHARED_FIXTURES if name in item.fixturenames), None)

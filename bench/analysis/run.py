@@ -21,8 +21,8 @@ from bench.analysis.plots import filters_figure, rsa_figure
 from bench.errors import BenchError
 from bench.pipeline import DataSplit, Settings, check_protocol, load_data, make_defense, obtain_model
 from bench.protocol import Protocol
-from bench.records import record_path, write_json_atomic
-from bench.records.build import envelope
+from bench.records import record_path, write_record
+from bench.records.build import analysis_record
 
 ANALYSES = ("rsa", "filters")
 REFERENCES = {
@@ -114,13 +114,11 @@ def analyze(kind: str, protocol: Protocol, defense_names: list[str], seed: int, 
         else:
             params, metrics, analysed = _analyse_filters(ready.pipeline)
         seconds = time.perf_counter() - t0
-        section = ("analysis", {"name": kind, "params": params, "reference": REFERENCES[kind]})
-        record = {**envelope(f"analysis_{kind}", protocol, defense, seed, section, data.dataset,
-                             {**ready.info, "analysed": analysed}, device),
-                  "timings": {"train_seconds": ready.train_seconds, "analysis_seconds": seconds},
-                  "metrics": metrics}
+        record = analysis_record(protocol, defense, seed, kind, params, REFERENCES[kind], data.dataset,
+                                 {**ready.info, "analysed": analysed}, device,
+                                 {"train_seconds": ready.train_seconds, "analysis_seconds": seconds}, metrics)
         path = analysis_record_path(settings.results_dir, protocol, defense.name, seed, kind)
-        write_json_atomic(path, record)
+        write_record(path, record)
         paths.append(path)
         label = defense.name
         if kind == "filters" and defense.base is not None:

@@ -1,15 +1,23 @@
 """Across the attacks of one model: the per-example worst case and the cross-attack checks.
 
-Inputs are result records (dicts) of one (protocol hash, defense, seed). Robust accuracy
-reported per attack is only an upper bound; the worst case over all attacks run, example by
-example, is the honest figure (docs/methods.md#79-worst-case-over-attacks). The checks flag the symptoms
-of gradient masking: an iterative attack weaker than a single step, and a black-box attack
-(which sees no gradients) stronger than the white-box ones.
+Inputs are the typed attack records (``bench.records.schema.AttackRecord``, read by attribute)
+of one (protocol hash, defense, seed); outputs are the summary's parts as they are written,
+which ``bench.records.summary`` types as a ``ModelSummary`` (this module imports nothing of
+``bench.records``, which builds records from evaluations). Robust accuracy reported per attack
+is only an upper bound; the worst case over all attacks run, example by example, is the honest
+figure (docs/methods.md#79-worst-case-over-attacks). The checks flag the symptoms of gradient
+masking: an iterative attack weaker than a single step, and a black-box attack (which sees no
+gradients) stronger than the white-box ones.
+
+:func:`model_summary` is the one computation of both: ``bench run`` writes it as the model's
+``summary.json``, and every report reads that file (or calls this function again, through
+``bench.records.summary``, when the file is missing or older than the records beside it).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 from bench.evaluation.checks import check
@@ -17,41 +25,44 @@ from bench.evaluation.checks import check
 TOLERANCE = 0.01  # accuracy difference below which two attacks count as equally strong
 
 
-def _bits(rec: dict[str, Any], eps: str) -> str | None:
-    return rec["metrics"]["per_example"]["robust"].get(eps)
+AttackRecord = Any  # bench.records.schema.AttackRecord (not imported: bench.records imports this module)
 
 
-def worst_case(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+def _bits(rec: AttackRecord, eps: str) -> str | None:
+    return rec.metrics.per_example.robust.get(eps)
+
+
+def worst_case(records: Sequence[AttackRecord]) -> dict[str, dict[str, dict[str, Any]]]:
     """threat model -> eps -> {accuracy, n_examples, attacks}: an example is robust only if it
     survived every attack that evaluated it at that eps."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
-    by_threat: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_threat: dict[str, list[AttackRecord]] = defaultdict(list)
     for rec in records:
-        by_threat[rec["attack"]["threat_model"]].append(rec)
+        by_threat[rec.attack.threat_model].append(rec)
     for threat, recs in sorted(by_threat.items()):
-        grid = sorted({eps for rec in recs for eps in rec["metrics"]["per_example"]["robust"]}, key=float)
+        grid = sorted({eps for rec in recs for eps in rec.metrics.per_example.robust}, key=float)
         out[threat] = {}
         for eps in grid:
-            covering = [(rec["attack"]["name"], _bits(rec, eps)) for rec in recs if _bits(rec, eps) is not None]
+            covering = [(rec.attack.name, _bits(rec, eps)) for rec in recs if _bits(rec, eps) is not None]
             n = max(len(bits) for _, bits in covering)
             robust = [all(bits[i] == "1" for _, bits in covering if i < len(bits)) for i in range(n)]
             out[threat][eps] = {"accuracy": sum(robust) / n, "n_examples": n, "attacks": sorted(name for name, _ in covering)}
     return out
 
 
-def _accuracy(rec: dict[str, Any]) -> dict[str, float]:
-    return rec["metrics"]["robust_accuracy"]
+def _accuracy(rec: AttackRecord) -> dict[str, float]:
+    return rec.metrics.robust_accuracy
 
 
-def _weaker(strong: dict[str, Any], weak: dict[str, Any]) -> list[tuple[str, float, float]]:
+def _weaker(strong: AttackRecord, weak: AttackRecord) -> list[tuple[str, float, float]]:
     """Eps values where ``strong`` (expected stronger) leaves more accuracy than ``weak``."""
     a, b = _accuracy(strong), _accuracy(weak)
     return [(eps, a[eps], b[eps]) for eps in a if eps in b and a[eps] > b[eps] + TOLERANCE]
 
 
-def cross_attack_checks(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def cross_attack_checks(records: Sequence[AttackRecord]) -> list[dict[str, Any]]:
     found = []
-    by_name = {rec["attack"]["name"]: rec for rec in records}
+    by_name = {rec.attack.name: rec for rec in records}
     if "pgd" in by_name and "fgsm" in by_name:
         bad = _weaker(by_name["pgd"], by_name["fgsm"])
         found.append(check(
@@ -61,10 +72,10 @@ def cross_attack_checks(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             + ": the iterative attack is failing (masked gradients or a bad step size)",
             violations=[{"eps": e, "pgd": p, "fgsm": f} for e, p, f in bad], threat_model="linf",
         ))
-    for threat in sorted({rec["attack"]["threat_model"] for rec in records}):
-        recs = [rec for rec in records if rec["attack"]["threat_model"] == threat]
-        white = [rec for rec in recs if rec["attack"].get("needs_gradients", True)]
-        black = [rec for rec in recs if not rec["attack"].get("needs_gradients", True)]
+    for threat in sorted({rec.attack.threat_model for rec in records}):
+        recs = [rec for rec in records if rec.attack.threat_model == threat]
+        white = [rec for rec in recs if rec.attack.needs_gradients]
+        black = [rec for rec in recs if not rec.attack.needs_gradients]
         if not white or not black:
             continue
         violations = []
@@ -72,7 +83,7 @@ def cross_attack_checks(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for eps, acc_black in _accuracy(b).items():
                 white_accs = [_accuracy(w)[eps] for w in white if eps in _accuracy(w)]
                 if white_accs and min(white_accs) > acc_black + TOLERANCE:
-                    violations.append({"eps": eps, "black_box": b["attack"]["name"], "black_box_accuracy": acc_black,
+                    violations.append({"eps": eps, "black_box": b.attack.name, "black_box_accuracy": acc_black,
                                        "best_white_box_accuracy": min(white_accs)})
         found.append(check(
             f"white_box_beats_black_box_{threat}", not violations,
@@ -85,7 +96,7 @@ def cross_attack_checks(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return found
 
 
-def model_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
+def model_summary(records: Sequence[AttackRecord]) -> dict[str, Any]:
     """Worst case and every check (per attack, per model, cross-attack) of one model."""
-    per_attack = [{**c, "attack": rec["attack"]["name"]} for rec in records for c in rec.get("checks", [])]
+    per_attack = [{**c.to_dict(), "attack": rec.attack.name} for rec in records for c in rec.checks]
     return {"worst_case": worst_case(records), "cross_attack_checks": cross_attack_checks(records), "attack_checks": per_attack}

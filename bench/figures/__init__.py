@@ -37,7 +37,7 @@ def make_figures(paper_key: str, protocol_name: str, settings: Settings, out_roo
     for fig in figures:
         records = load_records(protocol_name, fig, settings.results_dir)
         paths = fig.draw(records, out)
-        hashes = sorted({rec["protocol"]["hash"][:12] for rec in records.values()})
+        hashes = sorted({rec.protocol.short_hash for rec in records.values()})
         captions += [f"## {fig.name}", "", fig.caption, "",
                      f"Files: {', '.join(p.name for p in paths)}. Protocol {protocol_name} (hashes {', '.join(hashes)}); "
                      f"records: " + "; ".join(describe(item) for item in fig.needs), ""]

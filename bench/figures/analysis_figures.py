@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.analysis.plots import filters_figure, rsa_figure
+from bench.records import AnalysisRecord
 
 
-def draw_analysis(kind: str, records: dict[Any, dict[str, Any]], out: Path, stem: str) -> list[Path]:
-    results = {item.name(): rec["metrics"] for item, rec in records.items()}
+def draw_analysis(kind: str, records: dict[Any, AnalysisRecord], out: Path, stem: str) -> list[Path]:
+    results = {item.name(): rec.metrics for item, rec in records.items()}  # each analysis's own metrics (free-form)
     first = next(iter(records.values()))
-    title = f"{first['protocol']['name']} ({first['protocol']['hash'][:12]}), seed {first['seed']}"
+    title = f"{first.protocol.name} ({first.protocol.short_hash}), seed {first.seed}"
     draw = rsa_figure if kind == "rsa" else filters_figure
     return draw(results, out / stem, f"{'RSA' if kind == 'rsa' else 'conv filters'}: {title}")

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from bench.protocol import Protocol, load_protocol
-from bench.records import read_record, record_path
+from bench.records import AnalysisRecord, AttackRecord, RecordError, read_record, record_path
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class Figure:
     name: str
     caption: str
     needs: list[Run | Analysis]
-    draw: Callable[[dict[Run | Analysis, dict[str, Any]], Path], list[Path]]
+    draw: Callable[[dict[Run | Analysis, AttackRecord | AnalysisRecord], Path], list[Path]]
 
 
 @dataclass
@@ -81,8 +81,18 @@ def missing(protocol_name: str, figures: list[Figure], results_dir: Path) -> lis
     return out
 
 
-def load_records(protocol_name: str, fig: Figure, results_dir: Path) -> dict[Run | Analysis, dict[str, Any]]:
-    return {item: read_record(record_file(protocol_name, item, results_dir)) for item in fig.needs}
+def load_record(protocol_name: str, item: Run | Analysis, results_dir: Path) -> AttackRecord | AnalysisRecord:
+    """The typed record ``item`` names: an attack record for a run, the analysis record for an analysis."""
+    path = record_file(protocol_name, item, results_dir)
+    record = read_record(path)
+    expected = AttackRecord if isinstance(item, Run) else AnalysisRecord
+    if not isinstance(record, expected) or (isinstance(item, Analysis) and record.analysis.name != item.kind):
+        raise RecordError(f"record {path} is of kind {record.kind!r}, not the {describe(item)!r} record a figure needs")
+    return record
+
+
+def load_records(protocol_name: str, fig: Figure, results_dir: Path) -> dict[Run | Analysis, AttackRecord | AnalysisRecord]:
+    return {item: load_record(protocol_name, item, results_dir) for item in fig.needs}
 
 
 def describe(item: Run | Analysis) -> str:

@@ -6,8 +6,14 @@ from pathlib import Path
 
 from bench.figures.base import Analysis, Figure, Paper, Run
 from bench.figures.plotting import curve, finish, save, subplots
+from bench.records import AttackRecord
 
 SHUFFLED = ("defenses.neural_sim.control=shuffled",)
+
+
+def _minimal(record: AttackRecord, key: str) -> float:
+    """A minimal attack's median perturbation (``median`` or ``median_sq_per_dim``); 0 where the median example is unbroken."""
+    return getattr(record.metrics.minimal_perturbation, key) or 0.0
 
 
 def _li2019(protocol: str) -> list[Figure]:
@@ -20,11 +26,11 @@ def _li2019(protocol: str) -> list[Figure]:
         fig, (a, b) = subplots(2)
         for ax, attack, norm in ((a, "fmn", "L∞"), (b, "fmn_l2", "L2")):
             runs = [r for r in with_l2 if r.attack == attack]
-            values = [records[r]["metrics"]["minimal_perturbation"]["median"] or 0.0 for r in runs]
+            values = [_minimal(records[r], "median") for r in runs]
             ax.bar(range(len(runs)), values, color=["0.5", "tab:blue", "tab:cyan", "tab:orange"][: len(runs)])
             ax.set_xticks(range(len(runs)), [r.name() for r in runs], rotation=20, ha="right", fontsize=8)
             ax.set_ylabel(f"median minimal {norm} perturbation")
-            ax.set_title(f"{protocol}: FMN {norm}, median over {records[runs[0]]['metrics']['n_examples']} test images", fontsize=10)
+            ax.set_title(f"{protocol}: FMN {norm}, median over {records[runs[0]].metrics.n_examples} test images", fontsize=10)
             ax.grid(alpha=0.3, axis="y")
         return save(fig, out, "minimal_perturbation")
 
@@ -71,7 +77,7 @@ def _attias2024(protocol: str) -> list[Figure]:
         fig, (a, b) = subplots(2)
         for ax, attack, title in ((a, "boundary_ref", "Boundary attack, 50 steps (the reference's)"), (b, "fmn_l2", "FMN L2 (strong)")):
             key = "median_sq_per_dim" if attack == "boundary_ref" else "median"
-            values = [records[Run(d, attack)]["metrics"]["minimal_perturbation"][key] or 0.0 for d in defenses]
+            values = [_minimal(records[Run(d, attack)], key) for d in defenses]
             ax.bar(defenses, values, color=["0.5", "tab:orange", "tab:blue"])
             ax.set_ylabel("median ||δ||²/D" if key == "median_sq_per_dim" else "median minimal L2")
             ax.set_title(f"{protocol}: {title}", fontsize=10)

@@ -9,6 +9,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from bench.records import AttackRecord  # noqa: E402
+
 
 def save(fig, out_dir: Path, stem: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -19,14 +21,14 @@ def save(fig, out_dir: Path, stem: str) -> list[Path]:
     return paths
 
 
-def curve(ax, record: dict, label: str, metric: str = "top1") -> None:
+def curve(ax, record: AttackRecord, label: str, metric: str = "top1") -> None:
     """Accuracy (or top-5 / MRR) vs eps of one attack record, in percent."""
-    m = record["metrics"]
-    eps = [float(e) for e in m["robust_accuracy"]]
+    m = record.metrics
+    eps = [float(e) for e in m.robust_accuracy]
     if metric == "top1":
-        values = list(m["robust_accuracy"].values())
+        values = list(m.robust_accuracy.values())
     else:
-        values = [m["rank"]["adversarial"][e][metric] for e in m["robust_accuracy"]]
+        values = [getattr(m.rank.adversarial[e], metric) for e in m.robust_accuracy]
     ax.plot(eps, [100 * v for v in values], marker="o", ms=3, label=label)
 
 

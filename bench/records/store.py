@@ -4,6 +4,10 @@ Layout: ``<results>/<protocol>-<hash12>/<defense>/seed<seed>/<attack>.json``. Th
 hash in the path keeps results of different settings apart; the record repeats the whole
 resolved config so it can be read without the protocol file. Writes are atomic (temporary
 file, fsync, ``os.replace``): concurrent or interrupted writers never leave a torn record.
+
+Records are read as the typed objects of ``bench.records.schema`` (:class:`AttackRecord`,
+:class:`AnalysisRecord`, :class:`ModelSummary`): a record of another schema version or of
+an unknown kind, or missing a field, is refused with a message naming the file.
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ import json
 from pathlib import Path
 from typing import Any, Iterator
 
-from bench.errors import BenchError
 from bench.records.atomic import write_atomic
+from bench.records.schema import SCHEMA_VERSION, Record, RecordError, check_header, record_from_dict
 
-SCHEMA_VERSION = 1
+__all__ = ["SCHEMA_VERSION", "SUMMARY_NAME", "folder_name", "iter_records", "iter_records_in", "read_record", "record_path",
+           "summary_path", "write_json_atomic", "write_record"]
 
 
 def folder_name(defense: str) -> str:
@@ -35,15 +40,22 @@ def write_json_atomic(path: Path, data: Any) -> None:
     write_atomic(Path(path), dump)
 
 
-def read_record(path: Path) -> dict[str, Any]:
+def write_record(path: Path, record: Record) -> None:
+    """Write a typed record (its ``to_dict()``) atomically."""
+    write_json_atomic(path, record.to_dict())
+
+
+def _load_json(path: Path) -> Any:
     try:
         with open(path) as fh:
-            data = json.load(fh)
-    except (OSError, json.JSONDecodeError) as exc:
-        raise BenchError(f"record {path} is unreadable ({exc}); delete it and rerun to recompute it") from None
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA_VERSION:
-        raise BenchError(f"record {path} is not a schema-{SCHEMA_VERSION} result record")
-    return data
+            return json.load(fh)
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RecordError(f"record {path} is unreadable ({exc}); delete it and rerun to recompute it") from None
+
+
+def read_record(path: Path) -> Record:
+    """The typed record in ``path``; refuses other schema versions, unknown kinds and missing or wrong fields."""
+    return record_from_dict(_load_json(path), path)
 
 
 SUMMARY_NAME = "summary.json"  # per-model worst case and cross-attack checks, beside the attack records
@@ -53,19 +65,21 @@ def summary_path(attack_record: Path) -> Path:
     return attack_record.parent / SUMMARY_NAME
 
 
-def _select(paths, kind: str) -> Iterator[tuple[Path, dict[str, Any]]]:
+def _select(paths, kind: str | None) -> Iterator[tuple[Path, Record]]:
     for path in sorted(paths):
         if not path.name.startswith("."):  # temporary files of atomic writes
-            record = read_record(path)
-            if record.get("kind", "attack") == kind:
-                yield path, record
+            data = _load_json(path)
+            found = check_header(data, path)  # every file is checked, whatever its kind
+            if kind is None or found == kind:
+                yield path, record_from_dict(data, path)
 
 
-def iter_records(results_dir: Path, kind: str = "attack") -> Iterator[tuple[Path, dict[str, Any]]]:
-    """Every record of ``kind`` anywhere under ``results_dir`` ("attack", "analysis_rsa", "model_summary", ...)."""
+def iter_records(results_dir: Path, kind: str | None = "attack") -> Iterator[tuple[Path, Record]]:
+    """Every record of ``kind`` anywhere under ``results_dir``, sorted by path: "attack", "model_summary",
+    "analysis_rsa", ..., or ``None`` (every record). Files of other kinds are checked too (schema, known kind)."""
     return _select(Path(results_dir).rglob("*.json"), kind)
 
 
-def iter_records_in(folder: Path, kind: str = "attack") -> Iterator[tuple[Path, dict[str, Any]]]:
+def iter_records_in(folder: Path, kind: str | None = "attack") -> Iterator[tuple[Path, Record]]:
     """Every record of ``kind`` directly in ``folder`` (one model's records)."""
     return _select(Path(folder).glob("*.json"), kind)

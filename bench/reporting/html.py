@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections import defaultdict
 from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
@@ -21,9 +20,9 @@ from typing import Any, Iterable
 import pandas as pd
 
 from bench.errors import BenchError
-from bench.evaluation.aggregate import cross_attack_checks
-from bench.records import iter_records
-from bench.reporting.tables import WORST, defense_label, records_frame, summary_table
+from bench.records.results import ModelResults, Results, load_results
+from bench.records.schema import AttackRecord, Check
+from bench.reporting.tables import WORST, records_frame, summary_table
 
 INDEX_NAME = "index.html"
 IMAGE_SUFFIXES = {".png", ".svg", ".jpg", ".jpeg", ".gif", ".webp"}
@@ -135,37 +134,40 @@ def _status(status: Any) -> str:
     return f'<span class="{cls}">{"" if cls == "pass" else "&#9888; "}{_e(status)}</span>'
 
 
-def _check_rows(checks: list[dict], scope: str) -> list[str]:
-    return [f'<tr class="{"" if c.get("status") == "pass" else "flagged"}"><td>{_e(scope)}</td><td>{_e(c.get("name"))}</td>'
-            f'<td>{_status(c.get("status"))}</td><td>{_e(c.get("detail"))}</td></tr>' for c in checks]
+def _check_rows(checks: Iterable[Check], scope: str) -> list[str]:
+    return [f'<tr class="{"" if c.passed else "flagged"}"><td>{_e(scope)}</td><td>{_e(c.name)}</td>'
+            f'<td>{_status(c.status)}</td><td>{_e(c.detail)}</td></tr>' for c in checks]
 
 
-def _model_key(rec: dict) -> tuple[str, str, str, int]:
-    return rec["protocol"]["name"], rec["protocol"]["hash"][:12], defense_label(rec), rec["seed"]
+def _model_key(model: ModelResults) -> tuple[str, str, str, int]:
+    rec = model.attack_records[0]
+    return rec.protocol.name, rec.protocol.short_hash, rec.defense.label, rec.seed
 
 
-def _sanity(records: list[tuple[Path, dict]]) -> str:
-    models: dict[tuple, list[dict]] = defaultdict(list)
-    for _, rec in records:
-        models[_model_key(rec)].append(rec)
+def _sanity(results: Results) -> str:
+    """Per model: every attack record's checks and the cross-attack checks of its summary."""
     total = flagged = 0
     parts = []
-    for (protocol, phash, label, seed), recs in sorted(models.items(), key=lambda kv: tuple(map(str, kv[0]))):
+    for model in sorted(results.models, key=lambda m: tuple(map(str, _model_key(m)))):
+        protocol, phash, label, seed = _model_key(model)
+        recs = model.attack_records
         rows = []
-        for rec in sorted(recs, key=lambda r: r["attack"]["name"]):
-            rows += _check_rows(rec.get("checks", []), f"{rec['attack']['name']} ({rec['attack']['threat_model']})")
-        cross = cross_attack_checks(recs)
+        for rec in sorted(recs, key=lambda r: r.attack.name):
+            rows += _check_rows(rec.checks, f"{rec.attack.name} ({rec.attack.threat_model})")
+        cross = list(model.summary.cross_attack_checks)
         rows += _check_rows(cross, "across attacks")
-        checks = [c for rec in recs for c in rec.get("checks", [])] + cross
-        n_flag = sum(c.get("status") != "pass" for c in checks)
+        checks = [c for rec in recs for c in rec.checks] + cross
+        n_flag = sum(not c.passed for c in checks)
         total, flagged = total + len(checks), flagged + n_flag
         verdict = f'<span class="flag">&#9888; {n_flag} flagged</span>' if n_flag else '<span class="pass">all pass</span>'
+        note = (f'\n<p class="meta">Cross-attack checks recomputed from the records: {_e(model.recomputed)}.</p>'
+                if model.recomputed else "")
         parts.append(
             f'<h3>{_e(protocol)} <span class="hash">{_e(phash)}</span> / {_e(label)} / seed {_e(seed)}: '
-            f"{len(checks)} checks, {verdict}</h3>\n"
+            f"{len(checks)} checks, {verdict}</h3>{note}\n"
             '<table class="checks"><thead><tr><th>scope</th><th>check</th><th>status</th><th>detail</th></tr></thead>\n<tbody>\n'
             + "\n".join(rows) + "\n</tbody></table>")
-    summary = (f'<p>{total} checks over {len(models)} model(s): '
+    summary = (f'<p>{total} checks over {len(results.models)} model(s): '
                + (f'<span class="flag">&#9888; {flagged} flagged</span>' if flagged else '<span class="pass">all pass</span>')
                + ". A flagged check means the numbers it concerns are not to be trusted (see the record for its figures).</p>")
     return summary + "\n" + "\n".join(parts)
@@ -175,31 +177,30 @@ def _pretty(value: Any) -> str:
     return "<pre>" + _e(json.dumps(value, indent=2, sort_keys=False, ensure_ascii=False, default=str)) + "</pre>"
 
 
-def _records(records: list[tuple[Path, dict]], results_dir: Path) -> str:
+def _records(records: Iterable[tuple[Path, AttackRecord]], results_dir: Path) -> str:
     parts = []
     for path, rec in records:
         try:
             rel = path.relative_to(results_dir).as_posix()
         except ValueError:
             rel = str(path)
-        flags = [c["name"] for c in rec.get("checks", []) if c.get("status") != "pass"]
+        flags = rec.flags
         mark = f' <span class="flag">&#9888; {_e(", ".join(flags))}</span>' if flags else ""
-        summary = (f'{_e(rec["protocol"]["name"])} <span class="hash">{_e(rec["protocol"]["hash"][:12])}</span> / '
-                   f'{_e(defense_label(rec))} / seed {_e(rec.get("seed"))} / {_e(rec["attack"]["name"])} '
-                   f'({_e(rec["attack"]["threat_model"])}){mark} <code class="path">{_e(rel)}</code>')
+        summary = (f'{_e(rec.protocol.name)} <span class="hash">{_e(rec.protocol.short_hash)}</span> / '
+                   f'{_e(rec.defense.label)} / seed {_e(rec.seed)} / {_e(rec.attack.name)} '
+                   f'({_e(rec.attack.threat_model)}){mark} <code class="path">{_e(rel)}</code>')
         sections = [
-            ("protocol (resolved config)", {k: rec["protocol"].get(k) for k in ("name", "version", "hash", "source")}
-             | {"config": rec["protocol"].get("config")}),
-            ("defense", rec.get("defense")),
-            ("attack", rec.get("attack")),
-            ("dataset", rec.get("dataset")),
-            ("model", rec.get("model")),
-            ("environment", rec.get("environment")),
-            ("code version", rec.get("code")),
-            ("timings", rec.get("timings")),
+            ("protocol (resolved config)", rec.protocol.to_dict()),
+            ("defense", rec.defense.to_dict()),
+            ("attack", rec.attack.to_dict()),
+            ("dataset", rec.dataset),
+            ("model", rec.model),
+            ("environment", rec.environment),
+            ("code version", rec.code),
+            ("timings", rec.timings),
         ]
-        body = "\n".join(f"<h4>{_e(title)}</h4>{_pretty(value)}" for title, value in sections if value is not None)
-        parts.append(f'<details class="record"><summary>{summary}</summary>\n<p>created {_e(rec.get("created"))}</p>\n{body}\n</details>')
+        body = "\n".join(f"<h4>{_e(title)}</h4>{_pretty(value)}" for title, value in sections)
+        parts.append(f'<details class="record"><summary>{summary}</summary>\n<p>created {_e(rec.created)}</p>\n{body}\n</details>')
     return "\n".join(parts)
 
 
@@ -304,11 +305,13 @@ JS = """
 """
 
 
-def write_html(results_dir: Path, reports_dir: Path, figures: list[Path]) -> Path:
-    """Write ``reports_dir/index.html`` from the records under ``results_dir``; ``figures`` are linked by relative path."""
+def write_html(results_dir: Path, reports_dir: Path, figures: list[Path], results: Results | None = None) -> Path:
+    """Write ``reports_dir/index.html`` from the records under ``results_dir`` (``results``: those records, already
+    read by ``load_results``); ``figures`` are linked by relative path."""
     results_dir, reports_dir = Path(results_dir), Path(reports_dir)
-    records = list(iter_records(results_dir))
-    frame = records_frame(results_dir)
+    results = results if results is not None else load_results(results_dir)
+    records = results.attacks
+    frame = records_frame(results)
     if frame.empty:
         raise BenchError(f"no result records under {results_dir}; run `bench run` first (or pass --results DIR)")
     table = summary_table(frame)
@@ -342,7 +345,7 @@ Click a column header to sort (again to reverse); link a sorted view with <code>
 {_figures(figures, reports_dir)}
 
 <h2 id="sanity">Sanity checks</h2>
-{_sanity(records)}
+{_sanity(results)}
 
 <h2 id="records">Records</h2>
 <p>Each record's resolved protocol, defense, attack, dataset, model, environment and code version.</p>

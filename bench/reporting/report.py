@@ -1,10 +1,16 @@
-"""``bench report``: records -> ``reports/summary.{md,csv}`` and figures."""
+"""``bench report``: records -> ``reports/summary.{md,csv}`` and figures (and ``index.html``).
+
+The records are read once (``load_results``: every record parsed a single time, each model's
+worst case and cross-attack checks taken from its ``summary.json``) and shared by the tables,
+the figures and the HTML page.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from bench.errors import BenchError
+from bench.records.results import load_results
 from bench.reporting import plots
 from bench.reporting.html import write_html
 from bench.reporting.tables import headline, leaderboard, records_frame, summary_table, to_markdown
@@ -20,7 +26,8 @@ def reference_eps(table) -> dict[tuple[str, str], float]:
 
 
 def write_report(results_dir: Path, reports_dir: Path, html: bool = False) -> list[Path]:
-    frame = records_frame(results_dir)
+    results = load_results(results_dir)
+    frame = records_frame(results)
     if frame.empty:
         raise BenchError(f"no result records under {results_dir}; run `bench run` first (or pass --results DIR)")
     reports_dir.mkdir(parents=True, exist_ok=True)
@@ -43,5 +50,5 @@ def write_report(results_dir: Path, reports_dir: Path, html: bool = False) -> li
     written += plots.accuracy_vs_eps(table, reports_dir)
     written += plots.tradeoff(table, reports_dir, eps_ref)
     if html:
-        written.append(write_html(results_dir, reports_dir, written))
+        written.append(write_html(results_dir, reports_dir, written, results))
     return written

@@ -1,67 +1,67 @@
 """Aggregate records into tables with pandas: mean +- std over seeds.
 
 Rows come from every attack record, plus one "worst case" row per (model, threat model, eps):
-the per-example worst case over all attacks run on that model, recomputed from the records
-(never trusted from a stale summary). Sanity flags of a model, per attack and across
-attacks, travel with its rows.
+the per-example worst case over all attacks run on that model, as its ``summary.json`` holds
+it (recomputed by the same function when that file is missing or stale; see
+``bench.records.results``). Sanity flags of a model, per attack and across attacks, travel
+with its rows.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from pathlib import Path
 
 import pandas as pd
 
-from bench.evaluation.aggregate import cross_attack_checks, worst_case
-from bench.records import iter_records
+from bench.records.results import Results, load_results
+from bench.records.schema import AttackRecord, flags
 
 KEYS = ["protocol", "protocol_hash", "defense", "attack", "threat_model", "eps"]
 WORST = "worst case"
 
 
-def defense_label(rec: dict) -> str:
+def defense_label(rec: AttackRecord) -> str:
     """The defense as reports show it: its base for input transformations, SIMULATED when the target is."""
-    d = rec["defense"]
-    label = d["name"] + (f"({d['base']})" if d.get("base") else "")
-    return label + (" [simulated V1]" if d.get("simulated") else "")
+    return rec.defense.label
 
 
-def _flags(checks: list[dict]) -> list[str]:
-    return [c["name"] for c in checks if c["status"] != "pass"]
+def records_frame(source: Path | Results) -> pd.DataFrame:
+    """One row per (record, eps), plus worst-case rows: the long format every table and plot starts from.
 
-
-def records_frame(results_dir: Path) -> pd.DataFrame:
-    """One row per (record, eps), plus worst-case rows: the long format every table and plot starts from."""
+    ``source``: a results folder, or its records already read by ``load_results``."""
+    results = source if isinstance(source, Results) else load_results(source)
     rows = []
-    models: dict[tuple, list[dict]] = defaultdict(list)
-    for path, rec in iter_records(results_dir):
-        models[(rec["protocol"]["hash"], defense_label(rec), rec["seed"])].append(rec)
-        metrics = rec["metrics"]
-        ranks = metrics.get("rank", {}).get("adversarial", {})
-        for eps, acc in metrics["robust_accuracy"].items():
+    for path, rec in results.attacks:
+        metrics = rec.metrics
+        ranks = metrics.rank.adversarial
+        for eps, acc in metrics.robust_accuracy.items():
+            rank = ranks.get(eps)
             rows.append({
-                "protocol": rec["protocol"]["name"], "protocol_hash": rec["protocol"]["hash"][:12],
-                "defense": defense_label(rec), "attack": rec["attack"]["name"], "threat_model": rec["attack"]["threat_model"],
-                "eps": float(eps), "seed": rec["seed"], "n_examples": metrics["n_examples"],
-                "clean_accuracy": metrics["clean_accuracy"], "robust_accuracy": acc,
-                "top5": ranks.get(eps, {}).get("top5"), "mrr": ranks.get(eps, {}).get("mrr"),
-                "flags": ";".join(_flags(rec.get("checks", []))), "record": str(path), "created": rec.get("created", ""),
+                "protocol": rec.protocol.name, "protocol_hash": rec.protocol.short_hash,
+                "defense": rec.defense.label, "attack": rec.attack.name, "threat_model": rec.attack.threat_model,
+                "eps": float(eps), "seed": rec.seed, "n_examples": metrics.n_examples,
+                "clean_accuracy": metrics.clean_accuracy, "robust_accuracy": acc,
+                "top5": None if rank is None else rank.top5, "mrr": None if rank is None else rank.mrr,
+                "flags": ";".join(rec.flags), "record": str(path), "created": rec.created,
             })
-    for (_, label, seed), recs in models.items():
-        cross = cross_attack_checks(recs)
-        clean = max(r["metrics"]["clean_accuracy"] for r in recs if r["metrics"]["n_examples"] == max(x["metrics"]["n_examples"] for x in recs))
-        for threat, by_eps in worst_case(recs).items():
-            covering = [r for r in recs if r["attack"]["threat_model"] == threat]
-            flags = _flags([c for c in cross if c.get("threat_model") == threat]) + [f for r in covering for f in _flags(r.get("checks", []))]
-            model_flags = ";".join(sorted(set(flags)))
+    for model in results.models:
+        recs, summary = model.attack_records, model.summary
+        first = recs[0]
+        n_max = max(r.metrics.n_examples for r in recs)
+        clean = max(r.metrics.clean_accuracy for r in recs if r.metrics.n_examples == n_max)
+        for threat, by_eps in summary.worst_case.items():
+            covering = [r for r in recs if r.attack.threat_model == threat]
+            names = {r.attack.name for r in covering}
+            found = flags(c for c in summary.cross_attack_checks if c.threat_model == threat) \
+                + flags(c for c in summary.attack_checks if c.attack in names)
+            model_flags = ";".join(sorted(set(found)))
             for eps, w in by_eps.items():
                 rows.append({
-                    "protocol": recs[0]["protocol"]["name"], "protocol_hash": recs[0]["protocol"]["hash"][:12], "defense": label,
-                    "attack": WORST, "threat_model": threat, "eps": float(eps), "seed": seed, "n_examples": w["n_examples"],
-                    "clean_accuracy": clean, "robust_accuracy": w["accuracy"], "top5": None, "mrr": None,
-                    "flags": model_flags, "record": "over: " + ", ".join(w["attacks"]),
-                    "created": max(r.get("created", "") for r in covering),
+                    "protocol": first.protocol.name, "protocol_hash": first.protocol.short_hash, "defense": first.defense.label,
+                    "attack": WORST, "threat_model": threat, "eps": float(eps), "seed": first.seed, "n_examples": w.n_examples,
+                    "clean_accuracy": clean, "robust_accuracy": w.accuracy, "top5": None, "mrr": None,
+                    "flags": model_flags, "record": "over: " + ", ".join(w.attacks),
+                    "created": max((r.created for r in covering), default=summary.created),
                 })
     return pd.DataFrame(rows)
 

@@ -198,7 +198,7 @@ def _read(path: Path) -> dict[str, Any]:
 
 def load_grid(path: Path, executors: Collection[str]) -> Grid:
     """Read and fully validate a grid file; ``executors`` are the valid executor names."""
-    from bench.pipeline import make_attack
+    from bench.pipeline import check_protocol, make_attack
 
     path = Path(path)
     raw = _read(path)
@@ -229,6 +229,7 @@ def load_grid(path: Path, executors: Collection[str]) -> Grid:
         protocol_name = _resolve_protocol(protocol_name, path.parent)
         try:
             base = load_protocol(protocol_name, overrides)
+            check_protocol(base)
         except BenchError as exc:
             problems.append(f"protocol: {exc}")
         else:  # names can only be checked against a protocol: attack parameters and eps grids live there

@@ -150,8 +150,8 @@ def run_sweep(grid: Grid, target: Target, executor: Executor, echo: Callable[[st
 def summary_markdown(records: list[Path], params: dict[Path, str]) -> str:
     """``bench.reporting``'s summary table over exactly ``records``, variants named by their hyperparameters.
 
-    Worst-case rows are those of the models the sweep touched (over every attack record
-    beside theirs, as ``bench report`` computes them).
+    Worst-case rows are those of the models the sweep touched, over every attack record beside
+    theirs: each model's ``summary.json``, read as ``bench report`` reads it (recomputed when stale).
     """
     import pandas as pd
 

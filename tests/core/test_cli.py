@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
-from fast_protocol import FAST
+from fast_protocol import FAST, TINY
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -145,9 +145,9 @@ def test_readme_plugin_example_runs_verbatim(tmp_path):
     """The README's 'adding a new defense' section, executed exactly as written."""
     (tmp_path / "my_defense.py").write_text(_readme_block("my_defense.py"))
     commands = _readme_block("commands")
-    fast = " ".join(f"--set '{o}'" for o in FAST)
+    tiny = " ".join(f"--set '{o}'" for o in TINY)
     script = "set -e\n" + "\n".join(
-        line + (f" {fast} --quiet" if line.startswith("bench run") else "") for line in commands.strip().splitlines()
+        line + (f" {tiny} --quiet" if line.startswith("bench run") else "") for line in commands.strip().splitlines()
     )
     bench_dir = Path(sys.executable).parent
     result = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True,

@@ -4,12 +4,12 @@ import yaml
 
 from bench.cli import main
 from bench.protocol import load_protocol
-from fast_protocol import FAST
+from fast_protocol import TINY
 
 
 def _tiny_protocol(tmp_path):
-    """The quick protocol with the FAST overrides, as a file: figures take a protocol, not overrides."""
-    config = load_protocol("quick", [*FAST, "attacks.pgd.steps=2"]).config
+    """The quick protocol with the TINY overrides, as a file: figures take a protocol, not overrides."""
+    config = load_protocol("quick", [*TINY, "attacks.pgd.steps=2"]).raw_config()
     config["name"] = "tiny"
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(config))

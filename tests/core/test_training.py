@@ -110,10 +110,10 @@ def test_crop_flip_augmentation_keeps_shape_and_pixels():
 
 
 # A `bench run` that takes seconds but has several checkpointed epochs to interrupt: a width-4 CNN
-# on 800 of the embedded digits (written as an MNIST copy: read in milliseconds, where parsing the
+# on 480 of the embedded digits (written as an MNIST copy: read in milliseconds, where parsing the
 # embedded set takes seconds per process), 16 test images, FGSM at two eps.
-EPOCHS = 8
-N_TRAIN, N_TEST = 1000, 100
+EPOCHS = 5
+N_TRAIN, N_TEST = 600, 100
 
 
 def _write_idx(path: Path, array) -> None:

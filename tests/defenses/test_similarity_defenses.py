@@ -12,9 +12,9 @@ from bench.defenses.base import TrainingContext
 from bench.errors import ConfigError
 from bench.pipeline import build_model
 from bench.catalog import DEFENSES
-from fast_protocol import FAST
+from fast_protocol import TINY as TINY_RUN
 
-TINY = [*FAST, "attacks.pgd.steps=2"]
+TINY = [*TINY_RUN, "attacks.pgd.steps=2"]
 
 
 def _sets(overrides):

@@ -73,7 +73,7 @@ def test_small_floats_reach_the_protocol_as_floats(tmp_path):
     ({"protocol": "quick", "defenses": ["baseline", "no_such_defense"]}, "unknown defense 'no_such_defense'; valid defenses:"),
     ({"protocol": "quick", "defenses": ["baseline"], "attacks": ["pgd", "no_such_attack"]}, "unknown attack 'no_such_attack'"),
     ({"protocol": "no_such_protocol", "defenses": ["baseline"]}, "unknown protocol 'no_such_protocol'"),
-    ({"protocol": "quick", "defenses": {"pixel_sim": {"alpah": [1.0]}}}, "pixel_sim[alpah=1.0]: defense 'pixel_sim' rejected"),
+    ({"protocol": "quick", "defenses": {"pixel_sim": {"alpah": [1.0]}}}, "pixel_sim[alpah=1.0]: defense 'pixel_sim' does not take the parameters"),
     ({"protocol": "quick", "defenses": {"pixel_sim": {"alpha": ["high"]}}}, "defenses.pixel_sim.alpha is a number"),
     ({"protocol": "quick", "defenses": {"pixel_sim": {"alpha": 4.0}}}, "defenses.pixel_sim.alpha must be a non-empty list"),
     ({"protocol": "quick", "defenses": {"pixel_sim": {"alpha": [4.0, 4]}}}, "defenses.pixel_sim.alpha lists 4 more than once"),

@@ -1,0 +1,67 @@
+"""A results folder read once: every record parsed a single time, each model's summary read or recomputed.
+
+A model is one ``<protocol>-<hash12>/<defense>/seed<N>/`` folder of attack records. Its worst
+case over attacks and its cross-attack checks are those of its ``summary.json``
+(``bench run`` writes it with ``bench.records.summary.summarize``, i.e.
+``bench.evaluation.aggregate.model_summary``); when that file is missing or stale (it covers
+other attacks than the records beside it, is of another model, or an attack record was
+written after it), the same function recomputes it from the records (in memory: reading
+results never writes them). Every report starts from
+:func:`load_results`, so that tables, figures and the HTML page show one computation.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.records.schema import AnalysisRecord, AttackRecord, ModelSummary
+from bench.records.store import SUMMARY_NAME, iter_records
+from bench.records.summary import current_summary
+
+
+@dataclass(frozen=True)
+class ModelResults:
+    """One model's attack records and its summary."""
+
+    folder: Path
+    records: tuple[tuple[Path, AttackRecord], ...]  # by path
+    summary: ModelSummary  # its summary.json, or recomputed from ``records`` (see ``recomputed``)
+    recomputed: str | None = None  # why summary.json was not used as it is; None when it was
+
+    @property
+    def attack_records(self) -> list[AttackRecord]:
+        return [rec for _, rec in self.records]
+
+
+@dataclass(frozen=True)
+class Results:
+    """Every record under ``root``: attack records and analyses by path, and the models they form."""
+
+    root: Path
+    attacks: tuple[tuple[Path, AttackRecord], ...]
+    models: tuple[ModelResults, ...]  # in path order
+    analyses: tuple[tuple[Path, AnalysisRecord], ...] = ()
+
+
+def load_results(results_dir: Path) -> Results:
+    """Read every record under ``results_dir`` once (refusing unreadable ones, other schemas and unknown kinds)."""
+    attacks: list[tuple[Path, AttackRecord]] = []
+    analyses: list[tuple[Path, AnalysisRecord]] = []
+    summaries: dict[Path, ModelSummary] = {}
+    for path, rec in iter_records(results_dir, None):
+        if isinstance(rec, AttackRecord):
+            attacks.append((path, rec))
+        elif isinstance(rec, AnalysisRecord):
+            analyses.append((path, rec))
+        elif isinstance(rec, ModelSummary) and path.name == SUMMARY_NAME:
+            summaries[path.parent] = rec
+    by_folder: dict[Path, list[tuple[Path, AttackRecord]]] = defaultdict(list)
+    for path, rec in attacks:
+        by_folder[path.parent].append((path, rec))
+    models = []
+    for folder, records in by_folder.items():
+        summary, reason = current_summary(summaries.get(folder), [rec for _, rec in records])
+        models.append(ModelResults(folder, tuple(records), summary, reason))
+    return Results(Path(results_dir), tuple(attacks), tuple(models), tuple(analyses))
