@@ -3,11 +3,37 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
 
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")  # foolbox imports GitPython
+
+TESTS = Path(__file__).resolve().parent
+# The slowest test files, slowest first, run before all others: pytest-xdist hands whole files to
+# its two workers in collection order (addopts: --dist loadfile --no-loadscope-reorder), and a long
+# file started last would keep one worker busy while the other sits idle.
+SLOW_FILES_FIRST = (
+    "sweep/test_sweep_run.py",
+    "core/test_attacks.py",
+    "core/test_cli.py",
+    "core/test_training.py",
+    "attacks/test_autoattack.py",
+    "attacks/test_attack_registry.py",
+    "zoo/test_zoo_cli.py",
+    "defenses/test_parameters.py",
+    "defenses/test_adversarial.py",
+    "analysis/test_analyze_cli.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        path = item.path.relative_to(TESTS).as_posix() if item.path.is_relative_to(TESTS) else ""
+        return SLOW_FILES_FIRST.index(path) if path in SLOW_FILES_FIRST else len(SLOW_FILES_FIRST)
+
+    items.sort(key=rank)  # stable: within a file, and among the other files, the order stays
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -27,25 +53,6 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-# Tests sharing an expensive module- or session-scoped fixture run in one pytest-xdist worker
-# (``--dist loadgroup``), so that the fixture is built once rather than once per worker.
-SHARED_FIXTURES = {
-    "reference_sweeps": "reference_sweeps",  # tests/sweep: two sweeps of 4 jobs each
-    "quick_run": "quick_run",  # tests/core/test_cli.py: one `bench run` with three attacks
-    "analyzed": "analyzed",  # tests/analysis/test_analyze_cli.py: RSA and filters of two defenses
-    "stimuli": "rsa_stimuli",  # tests/analysis/test_rsa.py: AI and AN stimuli on trained_cnn
-    "results": "html_report", "report": "html_report",  # tests/reporting/test_html.py: one run, one report
-}
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the marks
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        group = next((SHARED_FIXTURES[name] for name in SHARED_FIXTURES if name in item.fixturenames), None)
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
-
-
 @pytest.fixture(scope="session")
 def digits():
     from bench.data.embedded import mnist_digits
@@ -55,18 +62,35 @@ def digits():
 
 @pytest.fixture(scope="session")
 def trained_cnn(digits, tmp_path_factory):
-    """A small CNN trained for 2 epochs on the embedded digits (about 97 % test accuracy)."""
+    """A small CNN trained for 2 epochs on the embedded digits (about 97 % test accuracy).
+
+    Trained once per run: the first pytest-xdist worker to need it trains it and leaves its
+    weights in the run's temporary folder, shared by the workers; the others load them.
+    """
+    from filelock import FileLock  # a dependency of torch
+
     from bench.defenses.base import CrossEntropy, TrainingContext
     from bench.pipeline import build_model
     from bench.protocol import TrainingSpec
     from bench.training import train
 
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the run's folder; basetemp is its popen-gw<N> subfolder
+    weights = shared / "trained_cnn.pt"
     torch.manual_seed(0)
     model = build_model({"name": "small_cnn", "normalization": "dataset"}, 1, 10, digits.channel_stats())
-    idx = torch.randperm(len(digits.train_y), generator=torch.Generator().manual_seed(0))
-    ctx = TrainingContext(digits, idx[400:], torch.device("cpu"), 0)
-    cfg = TrainingSpec(epochs=2, batch_size=64, lr=0.05, momentum=0.9, schedule="cosine")
-    result = train(model, CrossEntropy(), ctx, idx[:400], cfg, tmp_path_factory.mktemp("ckpt"), progress=False)
+    with FileLock(f"{weights}.lock"):
+        if weights.exists():
+            model.load_state_dict(torch.load(weights, weights_only=True))
+            return model.eval()
+        idx = torch.randperm(len(digits.train_y), generator=torch.Generator().manual_seed(0))
+        ctx = TrainingContext(digits, idx[400:], torch.device("cpu"), 0)
+        cfg = TrainingSpec(epochs=2, batch_size=64, lr=0.05, momentum=0.9, schedule="cosine")
+        result = train(model, CrossEntropy(), ctx, idx[:400], cfg, tmp_path_factory.mktemp("ckpt"), progress=False)
+        torch.save(result.model.state_dict(), f"{weights}.tmp")
+        os.replace(f"{weights}.tmp", weights)
+    result.model.zero_grad(set_to_none=True)  # as loaded in the other workers: no gradients left from training
     return result.model.eval()
 
 

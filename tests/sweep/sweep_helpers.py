@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from bench.protocol import Protocol
+from bench.protocol import load_protocol
 from bench.records.compare import comparable, comparable_records  # noqa: F401 (used by the tests)
 from bench.sweep.jobs import Job, Target
 
@@ -69,5 +69,5 @@ class NoopJob(Job):
 
 def exit_and_noop_jobs(tmp: Path) -> tuple[Job, Job]:
     """Jobs for executor tests that need neither data nor a model (importable by spawned workers)."""
-    protocol, target = Protocol({"name": "none"}, "test"), Target(tmp / "r", tmp / "c")
+    protocol, target = load_protocol("quick"), Target(tmp / "r", tmp / "c")
     return ExitJob(protocol, "none", 0, target), NoopJob(protocol, "none", 1, target)

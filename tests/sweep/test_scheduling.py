@@ -56,11 +56,10 @@ def test_a_model_used_by_one_job_or_already_trained_is_not_shared(tmp_path):
     shared = plan(grid, target).shared
     assert [(m.defense, m.seed) for m in shared] == [("baseline", 0)]
     # once final.pt exists the jobs only load it: nothing to train first
-    from bench.pipeline import make_defense
-    from bench.sweep.sweep import _checkpoint_folder
+    from bench.pipeline import checkpoint_folder, make_defense
 
     model = shared[0]
-    final = _checkpoint_folder(model.protocol, make_defense(model.protocol, "baseline"), 0, target) / "final.pt"
+    final = checkpoint_folder(target.checkpoint_dir, model.protocol, make_defense(model.protocol, "baseline"), 0) / "final.pt"
     final.parent.mkdir(parents=True)
     final.write_bytes(b"")
     assert plan(grid, target).shared == []

@@ -1,10 +1,13 @@
-"""Real sweeps of tiny models: executors agree, reruns do nothing, failures stay local, work resumes."""
+"""Real sweeps of tiny models: executors agree (serial, local and Ray), reruns do nothing, failures stay
+local, work resumes. One module, so that the reference sweeps are run once (pytest-xdist's loadfile)."""
 
 from __future__ import annotations
 
 import json
 import shutil
 from pathlib import Path
+
+import pytest
 
 from sweep_helpers import GRID, bench, comparable, mtimes, records, write_grid
 
@@ -84,3 +87,26 @@ def test_a_failing_job_is_reported_and_interrupted_work_resumes(reference_sweeps
     assert {p: t for p, t in mtimes(results, checkpoints).items() if p in untouched} == untouched
     # the summary table covers the grid's records: 2 defenses x 3 rows x 6 eps, from one seed
     assert sum(line.startswith("| quick") and " | 1 | 32 | " in line for line in out.splitlines()) == 36
+
+
+@pytest.fixture(scope="module")
+def ray():
+    """A local Ray instance started in this process; the executor uses it and leaves it running."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_writes_the_same_records_as_local(reference_sweeps, ray, tmp_path):
+    """The Ray executor on a real local Ray instance writes the same records as the local process pool."""
+    grid = write_grid(tmp_path / "grid.yaml", **{**GRID, "defenses": {"pixel_sim": {"n_images": [100]}}, "executor": "ray"})
+    results, checkpoints = tmp_path / "results", tmp_path / "checkpoints"
+    status, out, err = bench("sweep", str(grid), "--threads", "1", "--results", str(results), "--checkpoints", str(checkpoints))
+    assert status == 0, err
+    assert "ray (2 CPU(s) in the cluster; 2 task(s) at a time x 1 torch thread(s))" in out
+    assert "2 job(s): 0 already complete, 2 run, 0 failed; 4 record(s)" in out
+    assert ray.is_initialized()  # not the executor's to stop
+    local = reference_sweeps["local"]
+    expected = {name: rec for name, rec in records(local["results"], local["checkpoints"]).items() if "/pixel_sim/" in name}
+    assert len(expected) == 6 and records(results, checkpoints) == expected

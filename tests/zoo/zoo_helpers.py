@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from bench.data.base import ImageDataset
-from bench.protocol import Protocol
+from bench.protocol import Protocol, load_protocol, parse
 
 RB_MODEL = "Sehwag2021Proxy_R18"  # cifar10 Linf entry: robustbench's ResNet18, one plain .pt file
 
@@ -24,8 +24,8 @@ def image_dataset(name: str = "cifar10", shape: tuple[int, int, int] = (3, 32, 3
 
 
 def protocol(**defenses: dict[str, Any]) -> Protocol:
-    """Just enough protocol for ``make_defense``: the ``defenses`` section."""
-    return Protocol({"defenses": defenses}, "test")
+    """The quick protocol with only these ``defenses`` sections (what ``make_defense`` reads)."""
+    return parse({**load_protocol("quick").raw_config(), "defenses": defenses}, "test")
 
 
 def randomized(net: nn.Module, seed: int) -> nn.Module:
