@@ -1,6 +1,9 @@
 """Result records: one self-describing JSON file per (protocol, defense, seed, attack).
 
-Layout: ``<results>/<protocol>-<hash12>/<defense>/seed<seed>/<attack>.json``. The protocol
+Layout: ``<results>/<protocol>-<hash12>/<defense>/seed<seed>/<attack>.json``. A results
+folder's ``reference/`` subfolder holds the shipped reference results: reading ``results/``
+leaves it out, so a user's runs and the references never mix (read it as
+``results/reference``). The protocol
 hash in the path keeps results of different settings apart; the record repeats the whole
 resolved config so it can be read without the protocol file. Writes are atomic (temporary
 file, fsync, ``os.replace``): concurrent or interrupted writers never leave a torn record.
@@ -74,10 +77,16 @@ def _select(paths, kind: str | None) -> Iterator[tuple[Path, Record]]:
                 yield path, record_from_dict(data, path)
 
 
+REFERENCE_FOLDER = "reference"  # <results>/reference/: the shipped references, not part of <results>
+
+
 def iter_records(results_dir: Path, kind: str | None = "attack") -> Iterator[tuple[Path, Record]]:
-    """Every record of ``kind`` anywhere under ``results_dir``, sorted by path: "attack", "model_summary",
-    "analysis_rsa", ..., or ``None`` (every record). Files of other kinds are checked too (schema, known kind)."""
-    return _select(Path(results_dir).rglob("*.json"), kind)
+    """Every record of ``kind`` anywhere under ``results_dir`` but its ``reference/`` subfolder, sorted by
+    path: "attack", "model_summary", "analysis_rsa", ..., or ``None`` (every record). Files of other kinds
+    are checked too (schema, known kind)."""
+    root = Path(results_dir)
+    paths = [p for p in root.rglob("*.json") if p.relative_to(root).parts[0] != REFERENCE_FOLDER]
+    return _select(paths, kind)
 
 
 def iter_records_in(folder: Path, kind: str | None = "attack") -> Iterator[tuple[Path, Record]]:

@@ -313,7 +313,8 @@ def write_html(results_dir: Path, reports_dir: Path, figures: list[Path], result
     records = results.attacks
     frame = records_frame(results)
     if frame.empty:
-        raise BenchError(f"no result records under {results_dir}; run `bench run` first (or pass --results DIR)")
+        raise BenchError(f"no result records under {results_dir}; run `bench run` first, or pass --results DIR "
+                         "(the shipped references: --results results/reference)")
     table = summary_table(frame)
     reports_dir.mkdir(parents=True, exist_ok=True)
     n_flag_rows = int((table["flags"] != "").sum())

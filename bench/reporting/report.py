@@ -29,7 +29,8 @@ def write_report(results_dir: Path, reports_dir: Path, html: bool = False) -> li
     results = load_results(results_dir)
     frame = records_frame(results)
     if frame.empty:
-        raise BenchError(f"no result records under {results_dir}; run `bench run` first (or pass --results DIR)")
+        raise BenchError(f"no result records under {results_dir}; run `bench run` first, or pass --results DIR "
+                         "(the shipped references: --results results/reference)")
     reports_dir.mkdir(parents=True, exist_ok=True)
     table = summary_table(frame)
     written = [reports_dir / "summary.csv", reports_dir / "summary.md"]

@@ -27,7 +27,7 @@ from bench.reporting.html import write_html
 from bench.reporting.tables import WORST, records_frame
 from fast_protocol import FAST
 
-SHIPPED = Path(__file__).resolve().parents[2] / "results"
+SHIPPED = Path(__file__).resolve().parents[2] / "results" / "reference"
 CPU = torch.device("cpu")
 MODEL_INFO = {"name": "small_cnn", "parameters": 1234, "training_key": "k", "checkpoint": "/ckpt", "trained_now": True,
               "training": {"train_seconds": 1.5, "history": [{"epoch": 1, "loss": 0.5}]}}
