@@ -13,3 +13,13 @@ import os
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
 __version__ = "0.1.0"
+__all__ = ["evaluate"]
+
+
+def __getattr__(name: str):
+    """``from bench import evaluate`` without importing torch for every ``import bench``."""
+    if name == "evaluate":
+        from bench.api import evaluate
+
+        return evaluate
+    raise AttributeError(f"module 'bench' has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""The ``bench`` command line: list, run, report.
+"""The ``bench`` command line: list, run, eval, report, sweep, analyze, figures.
 
 Errors a user can cause print one line and exit with status 2; ``--debug`` shows the
 traceback instead.
@@ -45,6 +45,27 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="retrain and re-attack even when a checkpoint or record exists")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--compile", action="store_true", help="torch.compile the attacked model (worth it on a GPU; recorded)")
+
+    p = sub.add_parser("eval", parents=[common], help="evaluate a network trained elsewhere (a factory + weights, or TorchScript)")
+    p.add_argument("--model", default=None, metavar="FILE.py:FACTORY", help="path/to/file.py:factory or package.module:factory "
+                   "returning an nn.Module that maps images in [0, 1] to logits")
+    p.add_argument("--weights", type=Path, default=None, help="state-dict file for --model (read with weights_only=True)")
+    p.add_argument("--torchscript", type=Path, default=None, help="a TorchScript archive instead of --model/--weights")
+    p.add_argument("--data", required=True, help="an .npz with x and y, a folder of class subfolders of images, or a "
+                   "registered data set (its test split)")
+    p.add_argument("--n", type=int, default=None, help="evaluate only the first N images")
+    p.add_argument("--name", required=True, help="how records and reports name the model")
+    p.add_argument("--data-name", default=None, help="how records name the data (default: the file, folder or data set name)")
+    p.add_argument("--protocol", default="quick", help="protocol giving eps grids and attack parameters (default: quick)")
+    p.add_argument("--threat-model", default="linf", help="linf, l2 or a noise threat model of the protocol (default: linf)")
+    p.add_argument("--attack", action="append", default=None,
+                   help="attack name, repeatable (default: the protocol's attacks of the threat model, without transfer)")
+    p.add_argument("--eps", action="append", type=float, default=None, help="budget, repeatable (default: the protocol's grid)")
+    p.add_argument("--seed", type=int, default=0, help="attack seed (default: 0)")
+    p.add_argument("--batch-size", type=int, default=None, help="evaluation batch size (default: the protocol's)")
+    p.add_argument("--results", type=Path, default=Path("results"), help="folder for result records (default: ./results)")
+    p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cuda when available)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
 
     p = sub.add_parser("figures", parents=[common], help="regenerate a seed paper's figures, running what the records lack")
     p.add_argument("paper", help="li2019, attias2024, zhang2018, gavrikov2022 or brama2020")
@@ -100,6 +121,30 @@ def cmd_run(args) -> None:
         print(f"{len(paths)} record(s) under {args.results}; protocol {protocol.name} hash {protocol.hash[:12]}")
 
 
+def cmd_eval(args) -> None:
+    from bench.api import evaluate, load_evaluation_data
+    from bench.models.user import load_user_model
+    from bench.pipeline import parse_device
+
+    device = parse_device(args.device)
+    model = load_user_model(args.model, args.weights, args.torchscript)
+    x, y, name, source = load_evaluation_data(args.data, args.n)
+    result = evaluate(model, x, y, args.threat_model, args.eps, args.attack, name=args.name, protocol=args.protocol,
+                      seed=args.seed, batch_size=args.batch_size, device=device, data_name=args.data_name or name,
+                      data_source=source, progress=not args.quiet)
+    paths = result.to_record(args.results)
+    if not args.quiet:
+        if result.switched_to_eval:
+            print("the model was in train mode: it was evaluated in eval mode (recorded)")
+        worst = ", ".join(f"{e:g}: {a:.3f} [{lo:.3f}, {hi:.3f}]" for e, a in result.robust_accuracy.items()
+                          for lo, hi in [result.interval(e)])
+        print(f"{args.name}: clean {result.clean_accuracy:.3f}; worst case over {', '.join(result.per_attack)} "
+              f"(95 % Wilson interval over {result.n_examples} images): {worst}")
+        print(f"checks: {'FLAGGED ' + ', '.join(result.flagged) if result.flagged else 'all pass'}")
+        for path in paths:
+            print(f"wrote {path}")
+
+
 def cmd_figures(args) -> None:
     from bench.figures import make_figures
     from bench.pipeline import Settings, parse_device
@@ -137,8 +182,8 @@ def main(argv: list[str] | None = None) -> int:
 
         for module in args.plugin:
             load_plugin_module(module)
-        commands = {"list": cmd_list, "run": cmd_run, "report": cmd_report, "figures": cmd_figures, "analyze": cmd_analyze,
-                    "sweep": cmd_sweep}
+        commands = {"list": cmd_list, "run": cmd_run, "eval": cmd_eval, "report": cmd_report, "figures": cmd_figures,
+                    "analyze": cmd_analyze, "sweep": cmd_sweep}
         commands[args.command](args)
     except BenchError as exc:
         if args.debug:

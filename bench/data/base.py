@@ -41,6 +41,11 @@ class ImageDataset:
     def channels(self) -> int:
         return int(self.train_x.shape[1])
 
+    @property
+    def input_dims(self) -> int:
+        """D = C * H * W, the number of input values of one image."""
+        return int(self.test_x[0].numel())
+
     def channel_stats(self) -> tuple[list[float], list[float]]:
         """Per-channel mean and std of the training images in [0, 1] units."""
         x = self.train_x.float().div_(255)
@@ -56,6 +61,28 @@ class ImageDataset:
             "num_classes": self.num_classes,
             **self.info,
         }
+
+
+@dataclass(frozen=True)
+class EvaluationData:
+    """What a record says about images that are not a registered data set (``bench.evaluate``, ``bench eval``):
+    where they came from, their shape and a digest of their content."""
+
+    name: str
+    source: str
+    n: int
+    image_shape: tuple[int, int, int]
+    num_classes: int
+    sha256: str
+
+    @property
+    def input_dims(self) -> int:
+        c, h, w = self.image_shape
+        return c * h * w
+
+    def describe(self) -> dict:
+        return {"name": self.name, "source": self.source, "train": 0, "test": self.n, "image_shape": list(self.image_shape),
+                "num_classes": self.num_classes, "sha256": self.sha256}
 
 
 def to_grayscale(x: torch.Tensor) -> torch.Tensor:

@@ -247,6 +247,11 @@ def _checkpoint_defense(library: str, arch: str, build: Callable[[int, int], nn.
                            num_classes=num_classes, mean=mean, std=std)
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Parameter name -> tensor from ``path``: a state dict, or a dict holding one under 'state_dict' or 'model'.
 
@@ -257,7 +262,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except _READ_ERRORS as exc:
         raise CheckpointError(f"cannot read {path} as a state dict (loaded with weights_only=True, which refuses pickled "
-                              f"objects; save model.state_dict() instead): {type(exc).__name__}: {exc}") from exc
+                              f"objects; save model.state_dict() instead): {type(exc).__name__}: {_first_line(exc)}") from None
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]

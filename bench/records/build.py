@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from bench.attacks.base import Attack
-from bench.data.base import ImageDataset
+from bench.data.base import EvaluationData, ImageDataset
 from bench.defenses.base import Defense
 from bench.evaluation.evaluate import AttackOutcome
 from bench.protocol import Protocol
@@ -38,7 +38,7 @@ def protocol_info(protocol: Protocol) -> ProtocolInfo:
                         config=protocol.raw_config())
 
 
-def _envelope_fields(protocol: Protocol, defense: Defense, seed: int, dataset: ImageDataset, model_info: dict[str, Any],
+def _envelope_fields(protocol: Protocol, defense: Defense, seed: int, dataset: ImageDataset | EvaluationData, model_info: dict[str, Any],
                      device: torch.device, timings: dict[str, Any]) -> dict[str, Any]:
     """The envelope of a record of a trained model, as the keyword arguments of its typed record."""
     return {"created": now(), "protocol": protocol_info(protocol), "defense": DefenseInfo.from_dict(defense.describe(), WRITTEN),
@@ -69,7 +69,7 @@ def attack_metrics(outcome: AttackOutcome, dims: int) -> AttackMetrics:
     )
 
 
-def attack_record_of(protocol: Protocol, defense: Defense, seed: int, attack: Attack, dataset: ImageDataset,
+def attack_record_of(protocol: Protocol, defense: Defense, seed: int, attack: Attack, dataset: ImageDataset | EvaluationData,
                      model_info: dict[str, Any], outcome: AttackOutcome, device: torch.device,
                      model_checks: list[dict[str, Any]], surrogate_info: dict[str, Any] | None) -> AttackRecord:
     """The typed record of one attack on one trained model."""
@@ -81,7 +81,7 @@ def attack_record_of(protocol: Protocol, defense: Defense, seed: int, attack: At
     return AttackRecord(
         **_envelope_fields(protocol, defense, seed, dataset, model_info, device, timings),
         attack=AttackInfo.from_dict(attack_info, WRITTEN),
-        metrics=attack_metrics(outcome, dataset.test_x[0].numel()),
+        metrics=attack_metrics(outcome, dataset.input_dims),
         checks=tuple(Check.from_dict(c, WRITTEN) for c in outcome.checks + model_checks),
     )
 
