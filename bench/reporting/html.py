@@ -44,11 +44,20 @@ COLUMNS = [
 ]
 SORT_KEYS = [key for key, _, _ in COLUMNS]
 
-FIGURE_ALT = {
-    "accuracy_vs_eps": "Robust accuracy (%) against the perturbation budget eps, one panel per protocol and threat model, "
-                       "one line per defense and attack",
-    "tradeoff": "Clean accuracy (%) against robust accuracy (%) at a reference eps, one point per defense and attack",
+FIGURE_ALT = {  # by the start of a figure's file name
+    "accuracy_vs_eps": "Robust accuracy (%) against the perturbation budget eps for one protocol and threat model, "
+                       "one line per defense: its worst case over the attacks run",
+    "tradeoff": "Clean accuracy (%) against worst-case robust accuracy (%) at the protocol's headline L_inf eps, "
+                "one point per defense, with the Pareto front",
 }
+DETAIL_ALT = "One defense's robust accuracy (%) against eps, one line per attack and its worst case"
+
+
+def _alt(img: Path) -> str:
+    if img.parent.name == "detail":
+        return DETAIL_ALT
+    return next((alt for prefix, alt in FIGURE_ALT.items() if img.stem.startswith(prefix)),
+                f"Figure {img.stem.replace('_', ' ')}")
 
 
 def _e(value: Any) -> str:
@@ -118,15 +127,23 @@ def _figures(figures: Iterable[Path], reports_dir: Path) -> str:
     if not images:
         return "<p>No figures.</p>"
     others = {(f.parent, f.stem): f for f in figures if f.suffix.lower() == ".pdf"}
-    parts = []
-    for img in images:
+
+    def figure(img: Path) -> str:
         rel = Path(os.path.relpath(img, reports_dir)).as_posix()
-        alt = FIGURE_ALT.get(img.stem, f"Figure {img.stem.replace('_', ' ')}")
+        alt = _alt(img)
         pdf = others.get((img.parent, img.stem))
         pdf_link = f' (<a href="{_e(Path(os.path.relpath(pdf, reports_dir)).as_posix())}">PDF</a>)' if pdf else ""
-        parts.append(f'<figure><a href="{_e(rel)}"><img src="{_e(rel)}" alt="{_e(alt)}"></a>'
-                     f"<figcaption><code>{_e(rel)}</code>{pdf_link}: {_e(alt)}.</figcaption></figure>")
-    return '<div class="figures">\n' + "\n".join(parts) + "\n</div>"
+        return (f'<figure><a href="{_e(rel)}"><img src="{_e(rel)}" alt="{_e(alt)}">/a>'
+                f"<figcaption><code>{_e(rel)}</code>{pdf_link}: {_e(alt)}.</figcaption></figure>")
+
+    main = [f for f in images if f.parent.name != "detail"]
+    detail = [f for f in images if f.parent.name == "detail"]
+    out = '<div class="figures">\n' + "\n".join(figure(f) for f in main) + "\n</div>"
+    if detail:
+        out += (f'\n<details class="detail-figures"><summary>Per-attack detail: {len(detail)} figures, one per protocol, '
+                'threat model and defense</summary>\n<div class="figures">\n' + "\n".join(figure(f) for f in detail)
+                + "\n</div>\n</details>")
+    return out
 
 
 def _status(status: Any) -> str:
@@ -237,7 +254,7 @@ table.checks tr.flagged td { background: var(--flag-bg); }
 .legend .flag-key { box-shadow: inset 4px 0 0 var(--flag); background: var(--flag-bg); }
 .figures { display: flex; flex-direction: column; gap: 1.5em; }
 figure { margin: 0; }
-figure img { display: block; width: 960px; max-width: 100%; height: auto; border: 1px solid var(--line); }
+figure img { display: block; width: 1200px; max-width: 100%; height: auto; border: 1px solid var(--line); }
 figcaption { color: #5d6975; font-size: .9em; }
 details.record { border: 1px solid var(--line); border-radius: 4px; margin: .4em 0; padding: .3em .8em; }
 details.record[open] { background: #fafbfc; }

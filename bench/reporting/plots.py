@@ -1,7 +1,19 @@
-"""Figures: accuracy vs eps, and the clean-vs-robust tradeoff (PNG and PDF)."""
+"""Figures (PNG and PDF), one question per figure, readable at 100 % on a laptop (1200 px wide):
+
+* ``accuracy_vs_eps_<protocol>-<hash>_<threat>``: per (protocol, threat model), each defense's worst
+  case over the attacks run on it (the leaderboard number) against eps, one line per defense;
+* ``detail/<protocol>-<hash>_<threat>_<defense>``: one defense's per-attack curves and its worst case;
+* ``tradeoff_<protocol>-<hash>``: clean vs robust accuracy (L_inf worst case) at the protocol's headline
+  eps, with the Pareto front.
+
+A defense has the same colour in every figure (``defense_color``).
+"""
 
 from __future__ import annotations
 
+import math
+import re
+import zlib
 from pathlib import Path
 
 import matplotlib
@@ -10,47 +22,244 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from bench.reporting.tables import WORST  # noqa: E402
 
-def _save(fig, out_dir: Path, stem: str) -> list[Path]:
-    paths = [out_dir / f"{stem}.png", out_dir / f"{stem}.pdf"]
+DPI = 150
+WIDTH_IN = 8.0  # 1200 px at DPI
+MAX_SERIES = 12
+STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 10,
+         "xtick.labelsize": 10, "ytick.labelsize": 10}
+
+# The built-in defenses, sorted: each gets its own palette entry, whatever a report happens to contain.
+KNOWN_DEFENSES = sorted([
+    "adv_train", "baseline", "gabor_frontend", "gaussian_blur", "heat_blur", "lowpass_frontend", "median_filter",
+    "neural_sim", "pixel_sim", "quantize", "random_noise", "robustbench", "timm", "torchvision",
+])
+# 15 qualitative colours (tab10, then five darker ones that stay apart from it)
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf", "#000000", "#e6ab02", "#000080", "#008080", "#800000"]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "*", "h", "p"]
+THREAT_NAMES = {"linf": "L∞", "l2": "L2", "gaussian_noise": "Gaussian noise", "uniform_noise": "uniform noise",
+                "salt_pepper": "salt-and-pepper noise"}
+EPS_LABELS = {"linf": "eps: L∞ radius (pixel values in [0, 1])", "l2": "eps: L2 radius (pixel values in [0, 1])",
+              "gaussian_noise": "noise std (pixel values in [0, 1])",
+              "uniform_noise": "noise amplitude (pixel values in [0, 1])",
+              "salt_pepper": "fraction of pixels set to 0 or 1"}
+
+
+def defense_base(label: str) -> str:
+    """``gaussian_blur(baseline)`` -> ``gaussian_blur``, ``neural_sim [simulated V1]`` -> ``neural_sim``."""
+    return re.split(r"[(\s\[]", label, maxsplit=1)[0]
+
+
+def defense_color(label: str) -> str:
+    """The colour of a defense in every figure: a built-in defense (by its base name) has a fixed
+    palette entry in sorted-name order; any other label (or ``robustbench:<model>`` and the like)
+    one chosen by a stable hash of the label."""
+    base = defense_base(label)
+    if base in KNOWN_DEFENSES and ":" not in label:
+        return PALETTE[KNOWN_DEFENSES.index(base)]
+    return PALETTE[zlib.crc32(label.encode()) % len(PALETTE)]
+
+
+def _threat(threat: str) -> str:
+    return THREAT_NAMES.get(threat, threat)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")
+
+
+def _stem(protocol: str, phash: str, *rest: str) -> str:
+    return "_".join([_slug(f"{protocol}-{phash}")] + [_slug(r) for r in rest])
+
+
+def _flagged(part: pd.DataFrame) -> bool:
+    return any(str(f) for f in part["flags"].fillna("") if str(f))
+
+
+def _save(fig, out_dir: Path, stem: str, pdf: bool = True) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{stem}.png"] + ([out_dir / f"{stem}.pdf"] if pdf else [])
     for path in paths:
-        fig.savefig(path, dpi=150, bbox_inches="tight")
+        fig.savefig(path, dpi=DPI)  # no bbox_inches="tight": the saved width stays WIDTH_IN * DPI
     plt.close(fig)
     return paths
 
 
+def _curve(ax, line: pd.DataFrame, color: str, marker: str, label: str, dashed: bool, lw: float = 2.0):
+    line = line.sort_values("eps")
+    x, y = line["eps"].to_numpy(), 100 * line["robust_mean"].to_numpy()
+    ax.plot(x, y, color=color, marker=marker, ms=5, lw=lw, ls="--" if dashed else "-", label=label)
+    std = 100 * line["robust_std"].fillna(0.0).to_numpy()
+    if (line["seeds"] > 1).any() and (std > 0).any():
+        ax.fill_between(x, y - std, y + std, color=color, alpha=0.18, lw=0)
+
+
+def _axes(ax, threat: str, grid) -> None:
+    """Labels with units; eps on a symlog axis (the grids are roughly geometric) ticked at the grid values."""
+    grid = sorted(float(e) for e in grid)
+    nonzero = [e for e in grid if e > 0]
+    steps = [b - a for a, b in zip(grid, grid[1:])]
+    even = bool(steps) and max(steps) <= 1.25 * min(steps)
+    if len(nonzero) > 1 and nonzero[-1] / nonzero[0] >= 10 and not even:
+        ax.set_xscale("symlog", linthresh=nonzero[0], linscale=0.6)
+        ax.set_xticks(grid, [f"{e:g}" for e in grid])
+        ax.minorticks_off()
+    ax.set_xlabel(EPS_LABELS.get(threat, "eps (pixel values in [0, 1])"))
+    ax.set_ylabel("robust accuracy (%)")
+    ax.set_ylim(-2, 102)
+    ax.grid(alpha=0.3)
+
+
+def _attacks(part: pd.DataFrame) -> list[str]:
+    return sorted(set(part.loc[part["attack"] != WORST, "attack"]))
+
+
 def accuracy_vs_eps(table: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """One panel per (protocol, threat model); one line per (defense, attack), error bars = std over seeds."""
-    panels = list(table.groupby(["protocol", "threat_model"], sort=True))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.0), squeeze=False)
-    for ax, ((protocol, threat), part) in zip(axes[0], panels):
-        for (defense, attack), line in part.groupby(["defense", "attack"], sort=True):
-            line = line.sort_values("eps")
-            ax.errorbar(line["eps"], 100 * line["robust_mean"], yerr=100 * line["robust_std"], marker="o", ms=4, capsize=2,
-                        label=f"{defense} / {attack}")
-        ax.set_title(f"{protocol}: {threat.replace('linf', 'L∞').replace('l2', 'L2')} attacks")
-        ax.set_xlabel("eps")
-        ax.set_ylabel("accuracy (%)")
-        ax.set_ylim(-2, 102)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    return _save(fig, out_dir, "accuracy_vs_eps")
+    """One figure per (protocol, threat model): each defense's worst case over its attacks against eps."""
+    written = []
+    with plt.rc_context({**STYLE, "figure.titlesize": 12}):
+        for (protocol, phash, threat), part in table.groupby(["protocol", "protocol_hash", "threat_model"], sort=True):
+            worst = part[part["attack"] == WORST]
+            if worst.empty:
+                continue
+            # strongest first in the legend (at the middle of the grid), at most MAX_SERIES lines
+            grid = sorted(worst["eps"].unique())
+            mid = worst[worst["eps"] == grid[len(grid) // 2]].groupby("defense")["robust_mean"].mean()
+            defenses = list(mid.sort_values(ascending=False).index)
+            shown, dropped = defenses[:MAX_SERIES], defenses[MAX_SERIES:]
+            fig, ax = plt.subplots(figsize=(WIDTH_IN, 4.8), layout="constrained")
+            for i, defense in enumerate(shown):
+                line = worst[worst["defense"] == defense]
+                flagged = _flagged(line)
+                _curve(ax, line, defense_color(defense), MARKERS[i % len(MARKERS)],
+                       defense + (" (flagged)" if flagged else ""), flagged)
+            _axes(ax, threat, worst["eps"].unique())
+            attacks = _attacks(part)
+            seeds = int(worst["seeds"].max())
+            ax.set_title(f"{protocol} ({phash}), {_threat(threat)}: worst case over {', '.join(attacks)}\n"
+                         f"{int(worst['n_examples'].max())} test images, {seeds} seed(s)"
+                         + (", band = ± std over seeds" if seeds > 1 else "")
+                         + (f"; {len(dropped)} more defenses in summary.md" if dropped else ""), loc="left")
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), title="defense (best first)", frameon=False)
+            written += _save(fig, out_dir, "accuracy_vs_eps_" + _stem(protocol, phash, threat))
+    return written
 
 
-def tradeoff(table: pd.DataFrame, out_dir: Path, eps_by_threat: dict[tuple[str, str], float]) -> list[Path]:
-    """Clean vs robust accuracy per defense at one reference eps per (protocol, threat model)."""
-    panels = list(table.groupby(["protocol", "threat_model"], sort=True))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.0), squeeze=False)
-    for ax, ((protocol, threat), part) in zip(axes[0], panels):
-        eps = eps_by_threat[(protocol, threat)]
-        at = part[part["eps"] == eps]
-        for (defense, attack), row in at.groupby(["defense", "attack"], sort=True):
-            r = row.iloc[0]
-            ax.errorbar(100 * r.clean_mean, 100 * r.robust_mean, xerr=100 * r.clean_std, yerr=100 * r.robust_std, marker="o", capsize=2,
-                        label=f"{defense} / {attack}")
-        ax.set_title(f"{protocol}: {threat.replace('linf', 'L∞').replace('l2', 'L2')}, eps = {eps:g}")
-        ax.set_xlabel("clean accuracy (%)")
-        ax.set_ylabel("robust accuracy (%)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    return _save(fig, out_dir, "tradeoff")
+def details(table: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """One PNG per (protocol, threat model, defense): its per-attack curves and its worst case, under ``detail/``."""
+    written = []
+    with plt.rc_context({**STYLE, "figure.titlesize": 12}):
+        for (protocol, phash, threat, defense), part in table.groupby(
+                ["protocol", "protocol_hash", "threat_model", "defense"], sort=True):
+            attacks = _attacks(part)
+            fig, ax = plt.subplots(figsize=(WIDTH_IN, 4.4), layout="constrained")
+            colors = plt.get_cmap("tab10").colors
+            for i, attack in enumerate(attacks):
+                line = part[part["attack"] == attack]
+                flagged = _flagged(line)
+                _curve(ax, line, colors[(i + 1) % 10], MARKERS[(i + 1) % len(MARKERS)],
+                       attack + (" (flagged)" if flagged else ""), flagged, lw=1.5)
+            worst = part[part["attack"] == WORST]
+            if not worst.empty:
+                flagged = _flagged(worst)
+                _curve(ax, worst, "#000000", "o", "worst case" + (" (flagged)" if flagged else ""), flagged, lw=3.0)
+            _axes(ax, threat, part["eps"].unique())
+            ax.set_title(f"{defense}: {protocol} ({phash}), {_threat(threat)}, per attack and worst case", loc="left")
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), title="attack", frameon=False)
+            written += _save(fig, out_dir / "detail", _stem(protocol, phash, threat, defense), pdf=False)
+    return written
+
+
+# label offsets (points) tried in order: right, left, above, below, then diagonals further out
+_OFFSETS = [((8, 0), "left", "center"), ((-8, 0), "right", "center"), ((0, 9), "center", "bottom"),
+            ((0, -9), "center", "top"), ((8, 12), "left", "bottom"), ((-8, 12), "right", "bottom"),
+            ((8, -12), "left", "top"), ((-8, -12), "right", "top"), ((14, 26), "left", "bottom"),
+            ((-14, 26), "right", "bottom"), ((14, -26), "left", "top"), ((-14, -26), "right", "top")] + [
+    ((round(r * math.cos(a)), round(r * math.sin(a))), "left" if math.cos(a) > 0.1 else "right" if math.cos(a) < -0.1 else "center",
+     "bottom" if math.sin(a) > 0.1 else "top" if math.sin(a) < -0.1 else "center")
+    for r in (40, 60, 85, 110) for a in [math.radians(d) for d in (30, 150, 60, 120, 0, 180, -30, -150, 90, -90)]]
+
+
+def _place_labels(ax, xs: list[float], ys: list[float], texts: list[str], colors: list[str]) -> None:
+    """A text label next to each point, at the first offset where it overlaps no other label, no point and
+    stays inside the axes (a leader line when it had to move off a diagonal); the first offset otherwise."""
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    px = [ax.transData.transform((x, y)) for x, y in zip(xs, ys)]
+    r = 7 * fig.dpi / 72  # marker radius in pixels, with a margin
+    taken = [matplotlib.transforms.Bbox.from_extents(u - r, v - r, u + r, v + r) for u, v in px]
+    for i in sorted(range(len(xs)), key=lambda i: -ys[i]):
+        chosen = None
+        for n, ((dx, dy), ha, va) in enumerate(_OFFSETS):
+            text = ax.annotate(texts[i], (xs[i], ys[i]), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va,
+                               fontsize=10, color=colors[i])
+            box = text.get_window_extent(renderer).expanded(1.04, 1.1)
+            inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+            if inside and not any(box.overlaps(t) for t in taken):
+                chosen = (text, box, n)
+                break
+            text.remove()
+        if chosen is None:
+            text = ax.annotate(texts[i], (xs[i], ys[i]), xytext=_OFFSETS[0][0], textcoords="offset points",
+                               ha="left", va="center", fontsize=10, color=colors[i])
+            chosen = (text, text.get_window_extent(renderer), 0)
+        text, box, n = chosen
+        if n >= 8:
+            text.arrow_patch = None
+            ax.annotate("", (xs[i], ys[i]), xytext=_OFFSETS[n][0], textcoords="offset points",
+                        arrowprops={"arrowstyle": "-", "color": "#999999", "lw": 0.6})
+        taken.append(box)
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points that no other point beats in both coordinates (>= in both, > in one),
+    sorted by the first coordinate."""
+    keep = [i for i, (x, y) in enumerate(points)
+            if not any(x2 >= x and y2 >= y and (x2 > x or y2 > y) for x2, y2 in points)]
+    return sorted(keep, key=lambda i: (points[i][0], -points[i][1]))
+
+
+def tradeoff(table: pd.DataFrame, out_dir: Path, eps_by_threat: dict[tuple[str, str], float],
+             threat: str = "linf") -> list[Path]:
+    """One figure per protocol: clean vs worst-case robust accuracy per defense at the headline eps."""
+    written = []
+    with plt.rc_context({**STYLE, "figure.titlesize": 12}):
+        rows = table[(table["attack"] == WORST) & (table["threat_model"] == threat)]
+        for (protocol, phash), part in rows.groupby(["protocol", "protocol_hash"], sort=True):
+            eps = eps_by_threat[(protocol, threat)]
+            at = part[part["eps"] == eps].groupby("defense", sort=True).first().reset_index()
+            if at.empty:
+                continue
+            fig, ax = plt.subplots(figsize=(WIDTH_IN, 6.0), layout="constrained")
+            xs, ys = list(100 * at["clean_mean"]), list(100 * at["robust_mean"])
+            for r, x, y in zip(at.itertuples(), xs, ys):
+                several = r.seeds > 1
+                flagged = bool(str(r.flags or ""))
+                ax.errorbar(x, y, xerr=100 * r.clean_std if several else None, yerr=100 * r.robust_std if several else None,
+                            marker="o", ms=8, capsize=3, color=defense_color(r.defense), ls="none",
+                            mfc="white" if flagged else defense_color(r.defense), mew=2, zorder=3)
+            front = pareto_front(list(zip(xs, ys)))
+            fx, fy = [xs[i] for i in front], [ys[i] for i in front]
+            ax.step(fx, fy, where="pre", color="#555555", lw=1.5, ls=":", zorder=2, label="Pareto front")
+            x0, x1 = min(xs), max(xs)
+            y0, y1 = min(ys), max(ys)
+            xpad, ypad = max(3.0, 0.3 * (x1 - x0)), max(5.0, 0.15 * (y1 - y0))
+            ax.set_xlim(x0 - xpad, x1 + xpad)
+            ax.set_ylim(max(-3.0, y0 - ypad), max(10.0, y1 + ypad))
+            _place_labels(ax, xs, ys, [r.defense + (" (flagged)" if str(r.flags or "") else "") + (" *" if i in front else "")
+                                       for i, r in enumerate(at.itertuples())], [defense_color(d) for d in at["defense"]])
+            ax.set_xlabel("clean accuracy (%)")
+            ax.set_ylabel(f"robust accuracy (%), worst case at eps = {eps:g}")
+            ax.grid(alpha=0.3)
+            ax.legend(loc="lower left", frameon=False)
+            seeds = int(at["seeds"].max())
+            ax.set_title(f"{protocol} ({phash}): clean vs robust accuracy, {_threat(threat)} eps = {eps:g}\n"
+                         f"worst case over {', '.join(_attacks(table[(table['protocol_hash'] == phash) & (table['threat_model'] == threat)]))}\n"
+                         f"* = on the Pareto front; open marker = flagged"
+                         + ("; bars = ± std over seeds" if seeds > 1 else ""), loc="left")
+            written += _save(fig, out_dir, "tradeoff_" + _stem(protocol, phash))
+    return written

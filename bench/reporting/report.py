@@ -50,6 +50,7 @@ def write_report(results_dir: Path, reports_dir: Path, html: bool = False) -> li
                            "accuracy in percent (mean ± std over seeds).\n\n" + headline(table, frame))
     written += plots.accuracy_vs_eps(table, reports_dir)
     written += plots.tradeoff(table, reports_dir, eps_ref)
+    written += plots.details(table, reports_dir)
     if html:
         written.append(write_html(results_dir, reports_dir, written, results))
     return written

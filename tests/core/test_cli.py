@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import matplotlib.image as mpimg
+import pandas as pd
 import pytest
 
 from bench.cli import main
@@ -77,12 +79,20 @@ def test_rerun_reuses_records_and_model(quick_run, capsys):
 def test_report_writes_tables_and_figures(quick_run):
     work, _ = quick_run
     assert main(["report", "--results", str(work / "results"), "--out", str(work / "reports")]) == 0
-    for name in ("summary.md", "summary.csv", "accuracy_vs_eps.png", "accuracy_vs_eps.pdf", "tradeoff.png", "tradeoff.pdf"):
+    rec = json.loads(next((work / "results").rglob("pgd.json")).read_text())
+    proto = f"quick-{rec['protocol']['hash'][:12]}"
+    for name in ("summary.md", "summary.csv", f"accuracy_vs_eps_{proto}_linf.png", f"accuracy_vs_eps_{proto}_linf.pdf",
+                 f"tradeoff_{proto}.png", f"tradeoff_{proto}.pdf", f"detail/{proto}_linf_baseline.png"):
         assert (work / "reports" / name).stat().st_size > 0
+    # one accuracy-vs-eps figure per (protocol, threat model), about 1200 px wide
+    figures = {p.name for p in (work / "reports").glob("accuracy_vs_eps_*.png")}
+    table = pd.read_csv(work / "reports" / "summary.csv", dtype={"protocol_hash": str})
+    groups = set(zip(table["protocol"], table["protocol_hash"], table["threat_model"]))
+    assert figures == {f"accuracy_vs_eps_{p}-{h}_{t}.png" for p, h, t in groups}
+    assert abs(mpimg.imread(work / "reports" / f"accuracy_vs_eps_{proto}_linf.png").shape[1] - 1200) <= 50
     md = (work / "reports" / "summary.md").read_text()
     assert "| quick (" in md and "baseline" in md and "pgd (linf)" in md
     # the README's leaderboard: the worst case over the L_inf attacks, with what it was measured on
-    rec = json.loads(next((work / "results").rglob("pgd.json")).read_text())
     board = (work / "reports" / "leaderboard.md").read_text()
     assert f"**quick** (hash {rec['protocol']['hash'][:12]}; linf; worst case over fgsm, pgd; " in board
     assert f"records of {rec['created'][:10]})" in board

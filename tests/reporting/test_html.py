@@ -127,8 +127,11 @@ def test_page_is_self_contained(report):
     page = index.read_text()
     assert index == reports / "index.html"
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page) and "<link" not in page
-    assert '<img src="accuracy_vs_eps.png"' in page and '<img src="tradeoff.png"' in page
-    assert '<a href="tradeoff.pdf">PDF</a>' in page
+    stem = re.search(r'<img src="accuracy_vs_eps_(quick-[0-9a-f]{12})_linf.png"', page)
+    assert stem, "one accuracy-vs-eps figure per protocol and threat model"
+    proto = stem.group(1)
+    assert f'<img src="tradeoff_{proto}.png"' in page and f'<a href="tradeoff_{proto}.pdf">PDF</a>' in page
+    assert f'<details class="detail-figures">' in page and f'<img src="detail/{proto}_linf_baseline.png"' in page
     assert page.count('<details class="record">') == 2  # fgsm and pgd
     assert "iterative_beats_single_step" in page and "across attacks" in page  # cross-attack checks per model
     for section in ("&quot;libraries&quot;", "<h4>environment</h4>", "<h4>code version</h4>", "&quot;git_commit&quot;",
@@ -147,9 +150,11 @@ def test_chromium_renders_table_images_and_sorts_from_hash(report, results, tmp_
 
     assert len(dom.rows) == len(table) == 9  # 3 eps x (fgsm, pgd, worst case)
     assert sum("worst" in r["class"] for r in dom.rows) == 3
-    assert sorted(img["src"] for img in dom.images) == ["accuracy_vs_eps.png", "tradeoff.png"]
+    proto = f"quick-{table['protocol_hash'].iloc[0]}"
+    assert sorted(img["src"] for img in dom.images) == [f"accuracy_vs_eps_{proto}_linf.png", f"detail/{proto}_linf_baseline.png",
+                                                        f"tradeoff_{proto}.png"]
     assert all(img.get("alt") for img in dom.images)
-    assert dom.body.get("data-images") == "2" and dom.body.get("data-images-loaded") == "true"
+    assert dom.body.get("data-images") == "3" and dom.body.get("data-images-loaded") == "true"
 
     # sorted by robust accuracy, descending; ties keep the table's order
     robust = dom.column("robust")

@@ -1,0 +1,90 @@
+"""The report figures: one per (protocol, threat model), 1200 px wide, a fixed colour per defense."""
+
+from __future__ import annotations
+
+import matplotlib.image as mpimg
+import numpy as np
+import pandas as pd
+from matplotlib.colors import to_hex
+
+from bench.reporting import plots
+from bench.reporting.tables import WORST
+
+
+def _table(defenses: list[str], threats=("linf", "l2"), seeds: int = 1) -> pd.DataFrame:
+    rows = []
+    for threat in threats:
+        for k, defense in enumerate(defenses):
+            for attack in ("fgsm", "pgd", WORST):
+                for eps in (0.0, 0.01, 0.03, 0.1):
+                    acc = max(0.0, 0.9 - (k + 1) * eps * 3 - (0.05 if attack == WORST else 0.0))
+                    rows.append({"protocol": "toy", "protocol_hash": "0123456789ab", "defense": defense, "attack": attack,
+                                 "threat_model": threat, "eps": eps, "seeds": seeds, "n_examples": 100,
+                                 "clean_mean": 0.9 - 0.01 * k, "clean_std": 0.01 if seeds > 1 else 0.0,
+                                 "robust_mean": acc, "robust_std": 0.02 if seeds > 1 else 0.0, "top5_mean": np.nan,
+                                 "mrr_mean": np.nan, "flags": "gradient_masking" if defense == "quantize(baseline)" else ""})
+    return pd.DataFrame(rows)
+
+
+def _line_colors(ax) -> dict[str, str]:
+    return {line.get_label().replace(" (flagged)", ""): to_hex(line.get_color()) for line in ax.get_lines()}
+
+
+def test_defense_color_is_fixed_whatever_the_other_defenses():
+    assert len(set(plots.PALETTE)) >= 12
+    known = [plots.defense_color(name) for name in plots.KNOWN_DEFENSES]
+    assert len(set(known)) == len(known)  # every built-in defense has its own colour
+    assert plots.defense_color("gaussian_blur(baseline)") == plots.defense_color("gaussian_blur")
+    assert plots.defense_color("neural_sim [simulated V1]") == plots.defense_color("neural_sim")
+    assert plots.defense_color("my_plugin") == plots.defense_color("my_plugin") in plots.PALETTE
+
+
+def test_one_figure_per_protocol_and_threat_model_same_colours(tmp_path, monkeypatch):
+    drawn = []
+    save = plots._save
+
+    def keep(fig, out_dir, stem, pdf=True):
+        drawn.append((stem, _line_colors(fig.axes[0])))
+        return save(fig, out_dir, stem, pdf)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    a = plots.accuracy_vs_eps(_table(["baseline", "adv_train", "quantize(baseline)"], threats=("linf",), seeds=3), tmp_path / "a")
+    b = plots.accuracy_vs_eps(_table(["adv_train", "pixel_sim"], threats=("linf", "l2")), tmp_path / "b")
+    assert sorted(p.name for p in a) == ["accuracy_vs_eps_toy-0123456789ab_linf.pdf", "accuracy_vs_eps_toy-0123456789ab_linf.png"]
+    assert sorted(p.name for p in b if p.suffix == ".png") == ["accuracy_vs_eps_toy-0123456789ab_l2.png",
+                                                              "accuracy_vs_eps_toy-0123456789ab_linf.png"]
+    first, second = drawn[0][1], drawn[1][1]
+    assert first["adv_train"] == second["adv_train"] == plots.defense_color("adv_train")
+    assert first["baseline"] == plots.defense_color("baseline") != first["adv_train"]
+    assert set(first) == {"baseline", "adv_train", "quantize(baseline)"}  # only the worst case, one line per defense
+    for path in a + b:
+        if path.suffix == ".png":
+            assert abs(mpimg.imread(path).shape[1] - 1200) <= 50
+
+
+def test_flagged_dashed_and_bands_with_seeds(tmp_path, monkeypatch):
+    figs = []
+    monkeypatch.setattr(plots, "_save", lambda fig, out_dir, stem, pdf=True: figs.append(fig) or [])
+    plots.accuracy_vs_eps(_table(["baseline", "quantize(baseline)"], threats=("linf",), seeds=3), tmp_path)
+    ax = figs[0].axes[0]
+    styles = {line.get_label(): line.get_linestyle() for line in ax.get_lines()}
+    assert styles == {"baseline": "-", "quantize(baseline) (flagged)": "--"}
+    assert len(ax.collections) == 2  # one error band per defense
+    figs.clear()
+    plots.accuracy_vs_eps(_table(["baseline"], threats=("linf",), seeds=1), tmp_path)
+    assert not figs[0].axes[0].collections  # no band for a single seed
+
+
+def test_details_and_tradeoff(tmp_path):
+    table = _table(["baseline", "adv_train", "quantize(baseline)"])
+    details = plots.details(table, tmp_path)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in details) == sorted(
+        f"detail/toy-0123456789ab_{t}_{d}.png" for t in ("l2", "linf") for d in ("adv_train", "baseline", "quantize_baseline"))
+    trade = plots.tradeoff(table, tmp_path, {("toy", "linf"): 0.03})
+    assert [p.name for p in trade] == ["tradeoff_toy-0123456789ab.png", "tradeoff_toy-0123456789ab.pdf"]
+    assert abs(mpimg.imread(trade[0]).shape[1] - 1200) <= 50
+
+
+def test_pareto_front():
+    points = [(90, 10), (80, 50), (85, 40), (70, 45), (90, 5), (60, 50)]
+    assert plots.pareto_front(points) == [1, 2, 0]  # by clean accuracy; (70, 45), (90, 5), (60, 50) are dominated
