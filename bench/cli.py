@@ -123,7 +123,7 @@ def cmd_run(args) -> None:
 
 def cmd_eval(args) -> None:
     from bench.api import evaluate, load_evaluation_data
-    from bench.models.user import load_user_model
+    from bench.zoo.user import load_user_model
     from bench.pipeline import parse_device
 
     device = parse_device(args.device)

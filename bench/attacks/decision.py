@@ -22,18 +22,16 @@ attack modules (noise, minimal, transfer, autoattack).
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import warnings
 from abc import abstractmethod
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 import torch
 from torch import nn
 
 from bench.attacks.base import Access, MinimalAttack
 from bench.attacks.params import float_param, int_param, optional_count, param_error
-from bench.errors import ConfigError
 from bench.registry import ATTACKS
 
 # --- randomness, gradients and results of third-party attacks ----------------------------

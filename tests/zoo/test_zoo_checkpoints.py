@@ -11,7 +11,8 @@ import torchvision
 from torch import nn
 
 import bench.defenses.pretrained  # noqa: F401  (registers the families)
-from bench.defenses.pretrained import find_taps, read_state_dict
+from bench.defenses.pretrained import find_taps
+from bench.zoo.weights import read_state_dict
 from bench.errors import CheckpointError, ConfigError, UnknownNameError
 from bench.catalog import DEFENSES
 from bench.pipeline import make_defense

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from bench.defenses.pretrained import read_state_dict
+from bench.zoo.weights import read_state_dict
 from bench.errors import CheckpointError, ConfigError
 
 SPEC_HELP = "path/to/file.py:factory or package.module:factory"
