@@ -25,6 +25,7 @@ SLOW_FILES_FIRST = (
     "defenses/test_parameters.py",
     "defenses/test_adversarial.py",
     "analysis/test_analyze_cli.py",
+    "core/test_attias_protocol.py",
 )
 
 
