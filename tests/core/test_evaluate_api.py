@@ -86,6 +86,14 @@ def test_api_and_cli_evaluate_an_unseen_network_with_identical_records(user_mode
     assert "| user_net |" in (tmp_path / "reports" / "leaderboard.md").read_text()
 
 
+def test_a_factory_in_a_module_beside_the_working_directory(user_model, tmp_path, monkeypatch):
+    folder = user_model[0]
+    monkeypatch.chdir(folder)  # like --plugin: the current directory is searched first
+    status = main(["eval", "--model", "user_net:make", "--weights", "weights.pt", "--data", "digits.npz", "--n", "40",
+                   "--name", "from_module", "--attack", "fgsm", "--eps", "0.1", "--results", str(tmp_path), "--quiet"])
+    assert status == 0 and len(list(tmp_path.rglob("from_module/seed0/fgsm.json"))) == 1
+
+
 def test_torchscript_archive_is_evaluated_like_the_module(user_model, tmp_path, capsys):
     folder, model, x, y = user_model
     torch.jit.save(torch.jit.trace(model.eval(), x[:2].float() / 255), str(folder / "net.ts"))
