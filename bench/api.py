@@ -21,7 +21,6 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from scipy.stats import binomtest
 from torch import nn
 
 from bench.attacks.base import Access
@@ -29,6 +28,7 @@ from bench.data.base import EvaluationData
 from bench.defenses.base import Defense
 from bench.errors import BenchError, ConfigError
 from bench.evaluation import evaluate_attack
+from bench.evaluation.intervals import accuracy_interval
 from bench.evaluation.model_checks import model_checks
 from bench.pipeline import check_protocol, make_attack
 from bench.protocol import Protocol, load_protocol
@@ -71,9 +71,7 @@ class EvaluationResult:
 
     def interval(self, eps: float, confidence: float = 0.95) -> tuple[float, float]:
         """Wilson interval over the examples for ``robust_accuracy[eps]`` (eps = 0: the clean accuracy)."""
-        k = round(self.robust_accuracy[float(eps)] * self.n_examples)
-        ci = binomtest(k, self.n_examples).proportion_ci(confidence, method="wilson")
-        return float(ci.low), float(ci.high)
+        return accuracy_interval(self.robust_accuracy[float(eps)], self.n_examples, confidence)
 
     def to_record(self, results_dir: str | Path = "results") -> list[Path]:
         """Write every attack record and the summary where ``bench report`` finds them:

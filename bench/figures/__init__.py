@@ -6,7 +6,7 @@ from pathlib import Path
 
 from bench.analysis.run import analyze
 from bench.errors import UnknownNameError
-from bench.figures.base import Run, describe, load_records, missing, resolved
+from bench.figures.base import Run, describe, load_records, missing, resolved, sample_line
 from bench.figures.papers import PAPERS
 from bench.pipeline import Settings
 from bench.runner import run
@@ -38,7 +38,7 @@ def make_figures(paper_key: str, protocol_name: str, settings: Settings, out_roo
         records = load_records(protocol_name, fig, settings.results_dir)
         paths = fig.draw(records, out)
         hashes = sorted({rec.protocol.short_hash for rec in records.values()})
-        captions += [f"## {fig.name}", "", fig.caption, "",
+        captions += [f"## {fig.name}", "", fig.caption, "", f"{sample_line(records)} {fig.uncertainty}".strip(), "",
                      f"Files: {', '.join(p.name for p in paths)}. Protocol {protocol_name} (hashes {', '.join(hashes)}); "
                      f"records: " + "; ".join(describe(item) for item in fig.needs), ""]
         lines += [f"wrote {p}" for p in paths]

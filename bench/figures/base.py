@@ -8,6 +8,7 @@ file saying what each shows, on which protocol, and where our data differs from 
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -50,6 +51,7 @@ class Figure:
     caption: str
     needs: list[Run | Analysis]
     draw: Callable[[dict[Run | Analysis, AttackRecord | AnalysisRecord], Path], list[Path]]
+    uncertainty: str = ""  # what the bands / whiskers are, or why there are none (the caption says it)
 
 
 @dataclass
@@ -100,3 +102,26 @@ def describe(item: Run | Analysis) -> str:
     if isinstance(item, Run):
         return f"bench run --defense {item.defense} --attack {item.attack} --seed {item.seed} {sets}".strip()
     return f"bench analyze {item.kind} --defense {item.defense} --seed {item.seed} {sets}".strip()
+
+
+def sample_line(records: dict[Run | Analysis, AttackRecord | AnalysisRecord]) -> str:
+    """The caption's sample sizes and seeds: n test images per record (per attack where it differs), or what an analysis measured on."""
+    from bench.figures.analysis_figures import analysis_sample
+
+    seeds = sorted({rec.seed for rec in records.values()})
+    seed_text = f"seed{'s' if len(seeds) > 1 else ''} {', '.join(str(s) for s in seeds)} (one record per model and {'attack' if any(isinstance(r, AttackRecord) for r in records.values()) else 'analysis'}, no repeats over seeds)"
+    attacks = {item: rec for item, rec in records.items() if isinstance(rec, AttackRecord)}
+    parts = []
+    if attacks:
+        per_attack: dict[str, set[int]] = {}
+        for item, rec in attacks.items():
+            per_attack.setdefault(item.attack, set()).add(rec.metrics.n_examples)
+        counts = Counter(rec.metrics.n_examples for rec in attacks.values())
+        common = max(counts, key=lambda n: (counts[n], n))  # the usual n; on a tie the larger
+        odd = [f"{attack}: {', '.join(str(n) for n in sorted(ns))}" for attack, ns in per_attack.items() if ns != {common}]
+        parts.append(f"n = {common} test images per record" + (f" ({'; '.join(odd)})" if odd else ""))
+    for item, rec in records.items():
+        if isinstance(rec, AnalysisRecord):
+            parts.append(f"{item.name()}: {analysis_sample(rec)}")
+    return f"Sample: {'; '.join(parts)}; {seed_text}."
+

@@ -5,15 +5,33 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.figures.base import Analysis, Figure, Paper, Run
-from bench.figures.plotting import curve, finish, save, subplots
+import math
+
+from bench.figures.plotting import bars_with_intervals, curve, finish, median_interval, save, subplots
 from bench.records import AttackRecord
 
 SHUFFLED = ("defenses.neural_sim.control=shuffled",)
+
+ACCURACY_BANDS = "Bands: 95 % Wilson interval of each accuracy over the record's test images."
+MEDIAN_WHISKERS = ("Whiskers: 95 % percentile bootstrap interval of the median over the test images (2000 resamples, seed 0). "
+                   "The records keep per example only whether it survived each eps of the attack's grid, so each example's "
+                   "minimal perturbation is known to lie between two grid points (0 if misclassified clean, +inf if it survived "
+                   "the largest eps, possibly never broken): the interval runs from the bootstrap low of the lower bounds' median "
+                   "to the bootstrap high of the upper bounds' median, so it is at least one grid step wide; an arrow to the top "
+                   "marks an open-ended (infinite) upper bound.")
 
 
 def _minimal(record: AttackRecord, key: str) -> float:
     """A minimal attack's median perturbation (``median`` or ``median_sq_per_dim``); 0 where the median example is unbroken."""
     return getattr(record.metrics.minimal_perturbation, key) or 0.0
+
+
+def _minimal_interval(record: AttackRecord, key: str) -> tuple[float, float]:
+    """Bootstrap 95 % interval of ``_minimal`` over the record's examples (see ``plotting.median_interval``)."""
+    if key == "median":
+        return median_interval(record)
+    dims = math.prod(record.dataset["image_shape"])
+    return median_interval(record, lambda norms: norms**2 / dims)
 
 
 def _li2019(protocol: str) -> list[Figure]:
@@ -27,8 +45,8 @@ def _li2019(protocol: str) -> list[Figure]:
         for ax, attack, norm in ((a, "fmn", "L∞"), (b, "fmn_l2", "L2")):
             runs = [r for r in with_l2 if r.attack == attack]
             values = [_minimal(records[r], "median") for r in runs]
-            ax.bar(range(len(runs)), values, color=["0.5", "tab:blue", "tab:cyan", "tab:orange"][: len(runs)])
-            ax.set_xticks(range(len(runs)), [r.name() for r in runs], rotation=20, ha="right", fontsize=8)
+            intervals = [_minimal_interval(records[r], "median") for r in runs]
+            bars_with_intervals(ax, [r.name() for r in runs], values, intervals, ["0.5", "tab:blue", "tab:cyan", "tab:orange"][: len(runs)])
             ax.set_ylabel(f"median minimal {norm} perturbation")
             ax.set_title(f"{protocol}: FMN {norm}, median over {records[runs[0]].metrics.n_examples} test images", fontsize=10)
             ax.grid(alpha=0.3, axis="y")
@@ -44,8 +62,10 @@ def _li2019(protocol: str) -> list[Figure]:
     return [
         Figure("minimal_perturbation",
                "Median minimal adversarial perturbation (L∞ and L2, fast minimum-norm attack) of the baseline, neural_sim, its "
-               "shuffled-target control and pixel_sim: Li et al.'s robustness metric (larger = more robust).", with_l2, minimal),
-        Figure("gaussian_noise", "Accuracy vs the std of additive Gaussian noise, the same models: Li et al.'s noise experiment.", noise, gaussian),
+               "shuffled-target control and pixel_sim: Li et al.'s robustness metric (larger = more robust).", with_l2, minimal,
+               MEDIAN_WHISKERS),
+        Figure("gaussian_noise", "Accuracy vs the std of additive Gaussian noise, the same models: Li et al.'s noise experiment.", noise, gaussian,
+               ACCURACY_BANDS),
     ]
 
 
@@ -78,7 +98,8 @@ def _attias2024(protocol: str) -> list[Figure]:
         for ax, attack, title in ((a, "boundary_ref", "Boundary attack, 50 steps (the reference's)"), (b, "fmn_l2", "FMN L2 (strong)")):
             key = "median_sq_per_dim" if attack == "boundary_ref" else "median"
             values = [_minimal(records[Run(d, attack)], key) for d in defenses]
-            ax.bar(defenses, values, color=["0.5", "tab:orange", "tab:blue"])
+            intervals = [_minimal_interval(records[Run(d, attack)], key) for d in defenses]
+            bars_with_intervals(ax, defenses, values, intervals, ["0.5", "tab:orange", "tab:blue"])
             ax.set_ylabel("median ||δ||²/D" if key == "median_sq_per_dim" else "median minimal L2")
             ax.set_title(f"{protocol}: {title}", fontsize=10)
             ax.grid(alpha=0.3, axis="y")
@@ -86,11 +107,13 @@ def _attias2024(protocol: str) -> list[Figure]:
 
     return [
         Figure("noise", "Accuracy under Gaussian, uniform and salt-and-pepper noise at the protocol's levels: Attias et al.'s "
-               "common-corruption experiment.", noise_runs, noise),
+               "common-corruption experiment.", noise_runs, noise, ACCURACY_BANDS),
         Figure("transfer_fgsm", "Left: FGSM crafted on an independently trained baseline and transferred (the reference's "
-               "black-box attack). Right: white-box PGD on the same models, for honesty.", transfer_runs, transfer),
+               "black-box attack). Right: white-box PGD on the same models, for honesty.", transfer_runs, transfer,
+               ACCURACY_BANDS),
         Figure("boundary", "Left: the reference's metric, median over images of ||δ||²/D, from a 50-step Boundary attack (far "
-               "too weak to measure robustness). Right: median minimal L2 perturbation from FMN.", boundary_runs, boundary),
+               "too weak to measure robustness). Right: median minimal L2 perturbation from FMN.", boundary_runs, boundary,
+               MEDIAN_WHISKERS),
     ]
 
 
@@ -107,14 +130,18 @@ def _brama2020(protocol: str) -> list[Figure]:
         return save(fig, out, "rank_metrics")
 
     return [Figure("rank_metrics", "Top-1, top-5 and mean reciprocal rank of the true class under adaptive PGD for the baseline, "
-                   "heat_blur (in the spirit of Heat and Blur) and a plain Gaussian blur: Brama & Grinshpoun's look beyond top-1.", runs, ranks)]
+                   "heat_blur (in the spirit of Heat and Blur) and a plain Gaussian blur: Brama & Grinshpoun's look beyond top-1.", runs, ranks,
+                   ACCURACY_BANDS[:-1] + " (top-1 and top-5). The MRR is a mean of reciprocal ranks, not a proportion, and the "
+                   "records keep no per-example ranks: it is drawn without an interval.")]
 
 
 def _analysis_figure(kind: str, defenses: list[str], stem: str, caption: str):
     from bench.figures.analysis_figures import draw_analysis
 
     needs = [Analysis(kind, d) for d in defenses]
-    return [Figure(stem, caption, needs, lambda records, out: draw_analysis(kind, records, out, stem))]
+    uncertainty = ("No intervals: each point is a single measurement per model (one analysis record, no per-example or "
+                   "per-seed repeats).")
+    return [Figure(stem, caption, needs, lambda records, out: draw_analysis(kind, records, out, stem), uncertainty)]
 
 
 def _zhang2018(protocol: str) -> list[Figure]:

@@ -4,6 +4,7 @@ import yaml
 
 from bench.cli import main
 from bench.protocol import load_protocol
+from bench.records import read_record
 from fast_protocol import TINY
 
 
@@ -33,6 +34,9 @@ def test_brama2020_runs_what_is_missing_and_draws(tmp_path, capsys):
     assert (out / "rank_metrics.png").stat().st_size > 10_000 and (out / "rank_metrics.pdf").exists()
     captions = (out / "CAPTIONS.md").read_text()
     assert "heat_blur" in captions and "in the spirit of" in captions and "Protocol" in captions
+    n = read_record(next((tmp_path / "r").rglob("pgd.json"))).metrics.n_examples
+    assert f"n = {n} test images per record" in captions and "seed 0" in captions
+    assert "95 % Wilson interval" in captions and "MRR" in captions and "without an interval" in captions
     assert len(list((tmp_path / "r").rglob("pgd.json"))) == 3
     capsys.readouterr()
     assert main(args[:2] + ["--dry-run"] + args[2:]) == 0

@@ -1,0 +1,52 @@
+"""Uncertainty intervals shared by the API, reports and figures.
+
+* :func:`wilson_interval`: 95 % Wilson score interval of a proportion (an accuracy over n
+  examples: k of them correct);
+* :func:`accuracy_interval`: the same from an accuracy and n (k = round(accuracy * n));
+* :func:`bootstrap_median_interval`: percentile bootstrap interval of a median over examples,
+  with a seeded generator (deterministic). Values may be +inf (an example the attack never
+  broke); a bound that is inf means the interval is open-ended. With ``upper`` the data are
+  interval-censored (each example's value lies in [lower, upper], e.g. between two eps of a
+  grid): the interval then runs from the bootstrap low of the lower bounds' median to the
+  bootstrap high of the upper bounds' median, over the same resamples.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import binomtest
+
+__all__ = ["accuracy_interval", "bootstrap_median_interval", "wilson_interval", "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED"]
+
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0
+
+
+def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of k successes out of n (n >= 1)."""
+    if n < 1 or not 0 <= k <= n:
+        raise ValueError(f"need 0 <= k <= n and n >= 1, got k={k}, n={n}")
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def accuracy_interval(accuracy: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson interval of an accuracy measured on n examples (k = round(accuracy * n))."""
+    return wilson_interval(round(accuracy * n), n, confidence)
+
+
+def bootstrap_median_interval(values, upper=None, confidence: float = 0.95, n_resamples: int = BOOTSTRAP_RESAMPLES,
+                              seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
+    """Percentile bootstrap interval of the median over examples (inf allowed; see the module docstring)."""
+    lower = np.asarray(values, dtype=float)
+    high_values = lower if upper is None else np.asarray(upper, dtype=float)
+    if lower.ndim != 1 or len(lower) == 0 or high_values.shape != lower.shape:
+        raise ValueError("need one non-empty 1-D array of values (and upper bounds of the same shape)")
+    if np.isnan(lower).any() or np.isnan(high_values).any() or (high_values < lower).any():
+        raise ValueError("values must not be NaN and upper bounds must not lie below the values")
+    idx = np.random.default_rng(seed).integers(0, len(lower), size=(n_resamples, len(lower)))
+    alpha = (1 - confidence) / 2
+    # no interpolation between order statistics: inf - inf would give NaN
+    low = np.quantile(np.median(lower[idx], axis=1), alpha, method="lower")
+    high = np.quantile(np.median(high_values[idx], axis=1), 1 - alpha, method="higher")
+    return float(low), float(high)

@@ -1,0 +1,45 @@
+"""Intervals shared by the API, reports and figures: Wilson for accuracies, bootstrap for medians."""
+
+import math
+
+import numpy as np
+import pytest
+
+from bench.evaluation.intervals import accuracy_interval, bootstrap_median_interval, wilson_interval
+
+
+def test_wilson_known_values():
+    low, high = wilson_interval(50, 100)
+    assert low == pytest.approx(0.4038, abs=1e-3) and high == pytest.approx(0.5962, abs=1e-3)
+    low, high = wilson_interval(0, 100)
+    assert low == 0.0 and high == pytest.approx(0.0370, abs=1e-3)
+    low, high = wilson_interval(100, 100)
+    assert high == pytest.approx(1.0) and low == pytest.approx(0.9630, abs=1e-3)
+    assert accuracy_interval(0.5, 100) == wilson_interval(50, 100)
+    assert accuracy_interval(0.49999, 100) == wilson_interval(50, 100)  # k = round(acc * n)
+    with pytest.raises(ValueError):
+        wilson_interval(3, 2)
+
+
+def test_bootstrap_median_is_deterministic_and_contains_the_median():
+    values = np.random.default_rng(1).exponential(size=201)
+    first = bootstrap_median_interval(values, seed=3)
+    assert first == bootstrap_median_interval(values, seed=3)
+    assert first[0] < np.median(values) < first[1]
+
+
+def test_bootstrap_median_with_unbroken_examples_is_open_ended():
+    values = np.array([0.1, 0.2, 0.3] + [math.inf] * 4)  # most examples never broken: the median is inf
+    low, high = bootstrap_median_interval(values)
+    assert math.isinf(high) and not math.isnan(low)
+    low, high = bootstrap_median_interval(np.array([0.1] * 6 + [math.inf] * 2))
+    assert low == pytest.approx(0.1) and high >= 0.1
+
+
+def test_bootstrap_median_of_grid_brackets_spans_them():
+    lower = np.array([0.0, 0.1, 0.1, 0.1, 0.2])
+    upper = np.array([0.0, 0.15, 0.15, 0.15, math.inf])
+    low, high = bootstrap_median_interval(lower, upper)
+    assert low <= 0.1 and high >= 0.15
+    with pytest.raises(ValueError):
+        bootstrap_median_interval(upper, lower)
