@@ -1,33 +1,58 @@
-"""``reports/index.html``: one static page with the leaderboard, the figures, every sanity check and the records.
+"""``reports/index.html``: one self-contained page that leads with the answer.
 
-No server, no network, nothing external: the CSS and a small vanilla script (column sorting, and a
-``data-images-loaded`` marker on ``<body>``) are inline; figures are referenced by relative path.
-Every piece of text that comes from a record (defense names, check details, configs) is HTML-escaped.
+Per protocol (and hash), in this order:
 
-Sorting: click a column header (again to reverse). A URL hash ``#sort=KEY`` (ascending) or
-``#sort=KEY:desc`` sorts on load, so a sorted view can be linked; KEY is one of ``SORT_KEYS``.
+1. the leaderboard: one row per defense, its clean accuracy and its L_inf worst case over the attacks
+   run (the leaderboard robust accuracy) at the protocol's headline eps (``tables.reference_eps``),
+   with a 95 % Wilson interval over the examples; trusted defenses ranked, flagged ones listed apart
+   below them with the flagged checks and their detail text;
+2. the figures (accuracy against eps per threat model, the clean/robust trade-off), inlined;
+3. per defense: its attacks x eps table, every check with its numbers, its training history.
+
+Every row of the long table (one per protocol, defense, attack, threat model and eps) and every
+record's resolved configuration come last, collapsed.
+
+Rendered with Jinja2 from ``templates/report.html.j2`` with autoescaping on: every piece of text from
+a record is escaped by the template. No server, no network: CSS, the sorting script and the images
+(base64 data URIs) are inline. Sorting: click a column header (again to reverse); numeric columns
+sort on a ``data-sort`` value, missing values last. ``#sort=KEY`` or ``#sort=KEY:desc`` in the URL
+sorts every table with that column on load. ``<html data-errors>`` collects script errors
+(``window.onerror``), for headless checks; ``<body data-images-loaded>`` says whether every image loaded.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import math
 import os
+import re
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from html import escape
 from pathlib import Path
 from typing import Any, Iterable
 
 import pandas as pd
+from jinja2 import Environment, PackageLoader, select_autoescape
+from scipy.stats import binomtest
 
 from bench.errors import BenchError
 from bench.records.results import ModelResults, Results, load_results
-from bench.records.schema import AttackRecord, Check
-from bench.reporting.tables import WORST, records_frame, summary_table
+from bench.records.schema import Check
+from bench.reporting.plots import _stem
+from bench.reporting.tables import WORST, records_frame, reference_eps, summary_table
 
 INDEX_NAME = "index.html"
-IMAGE_SUFFIXES = {".png", ".svg", ".jpg", ".jpeg", ".gif", ".webp"}
+TEMPLATE = "report.html.j2"
+HEADLINE_THREAT = "linf"
+CONFIDENCE = 0.95
+MIME = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
+        ".webp": "image/webp"}
+IMAGE_SUFFIXES = set(MIME)
+THREAT_NAMES = {"linf": "L∞", "l2": "L2", "gaussian_noise": "Gaussian noise", "uniform_noise": "uniform noise",
+                "salt_pepper": "salt-and-pepper noise"}
 
-# (sort key, header, numeric?) of the leaderboard columns, in order
+# (sort key, header, numeric?) of the long table's columns, in order
 COLUMNS = [
     ("protocol", "protocol", False),
     ("defense", "defense", False),
@@ -50,19 +75,10 @@ FIGURE_ALT = {  # by the start of a figure's file name
     "tradeoff": "Clean accuracy (%) against worst-case robust accuracy (%) at the protocol's headline L_inf eps, "
                 "one point per defense, with the Pareto front",
 }
-DETAIL_ALT = "One defense's robust accuracy (%) against eps, one line per attack and its worst case"
 
 
-def _alt(img: Path) -> str:
-    if img.parent.name == "detail":
-        return DETAIL_ALT
-    return next((alt for prefix, alt in FIGURE_ALT.items() if img.stem.startswith(prefix)),
-                f"Figure {img.stem.replace('_', ' ')}")
-
-
-def _e(value: Any) -> str:
-    """HTML-escaped text (quotes too, so it is safe in attributes)."""
-    return escape("" if value is None else str(value), quote=True)
+def _threat(threat: str) -> str:
+    return THREAT_NAMES.get(threat, threat)
 
 
 def _num(value: Any) -> float | None:
@@ -78,301 +94,382 @@ def _pm(mean: float, std: float, seeds: int) -> str:
     return f"{100 * mean:.1f}" if seeds < 2 else f"{100 * mean:.1f} ± {100 * std:.1f}"
 
 
-def _td(text: str, sort: float | str | None = None, cls: str = "") -> str:
-    """A cell; ``sort`` is its sort value (numbers as repr, empty when missing so it sorts last)."""
-    attrs = f' class="{cls}"' if cls else ""
-    if sort is not None:
-        attrs += f' data-sort="{_e(repr(sort) if isinstance(sort, float) else sort)}"'
-    elif cls.startswith("num"):
-        attrs += ' data-sort=""'
-    return f"<td{attrs}>{text}</td>"
+def _std(values: list[float]) -> float:
+    if len(values) < 2:
+        return 0.0
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))  # as pandas: ddof 1
 
 
-def _leaderboard(table: pd.DataFrame) -> str:
-    head = "".join(
-        f'<th data-key="{key}" data-type="{"num" if numeric else "text"}" tabindex="0" aria-sort="none" '
-        f'title="sort by {_e(label)}">{_e(label)}<span class="arrow"></span></th>'
-        for key, label, numeric in COLUMNS
-    )
+def wilson(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The Wilson score interval of a proportion k / n."""
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def _eps_key(by_eps: dict[str, Any], eps: float) -> str | None:
+    return next((k for k in by_eps if math.isclose(float(k), eps, rel_tol=1e-9, abs_tol=1e-12)), None)
+
+
+def _compact(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple, dict)):
+        text = json.dumps(value, ensure_ascii=False, default=str)
+        return text if len(text) <= 160 else text[:157] + "..."
+    return str(value)
+
+
+# --- view model -----------------------------------------------------------------------------------------------
+
+@dataclass
+class Row:
+    """One defense in a protocol's leaderboard."""
+
+    defense: str
+    slug: str
+    seeds: list[int]
+    n: list[int]
+    clean: list[float]
+    robust: list[float]
+    attacks: list[str]
+    flags: list[Check]
+    ci: tuple[float, float]
+    clean_delta: float | None = None
+    detail_id: str = ""
+    rank: int | None = None
+    tied: bool = False  # its interval overlaps the leader's
+
+    @property
+    def clean_mean(self) -> float:
+        return sum(self.clean) / len(self.clean)
+
+    @property
+    def robust_mean(self) -> float:
+        return sum(self.robust) / len(self.robust)
+
+    @property
+    def several(self) -> bool:
+        return len(self.seeds) > 1
+
+    def clean_text(self) -> str:
+        return _pm(self.clean_mean, _std(self.clean), len(self.seeds))
+
+    def robust_text(self) -> str:
+        return _pm(self.robust_mean, _std(self.robust), len(self.seeds))
+
+    def ci_text(self) -> str:
+        return f"{100 * self.ci[0]:.1f}–{100 * self.ci[1]:.1f}"
+
+    def delta_text(self) -> str:
+        return "" if self.clean_delta is None else f"{100 * self.clean_delta:+.1f}".replace("-", "\u2212")
+
+    def cost_text(self) -> str:
+        """The clean accuracy against the baseline's, in words: "9.1 points below"."""
+        if self.clean_delta is None:
+            return ""
+        d = 100 * self.clean_delta
+        return "as clean as" if abs(d) < 0.05 else f"{abs(d):.1f} points {'below' if d < 0 else 'above'}"
+
+    def n_text(self) -> str:
+        return str(self.n[0]) if len(set(self.n)) == 1 else " / ".join(map(str, self.n))
+
+
+@dataclass
+class Defense:
+    """One defense of a protocol, in detail."""
+
+    label: str
+    slug: str
+    row: Row | None
+    eps_tables: list[dict]  # per threat model: {"threat", "grid", "rows": [(attack, worst?, [cell...])]}
+    checks: list[dict]  # {"seed", "scope", "name", "passed", "status", "detail", "numbers"}
+    histories: list[dict]  # {"seed", "epochs": [...], "best_epoch", "seconds"}
+    notes: list[str]
+    detail_figures: list[dict]
+
+
+@dataclass
+class Section:
+    protocol: str
+    phash: str
+    slug: str
+    eps: float | None
+    trusted: list[Row]
+    flagged: list[Row]
+    baseline: str | None
+    several_seeds: bool
+    attacks: list[str]
+    figures: list[dict]
+    defenses: list[Defense]
+    n_models: int
+    created: str
+    description: str = ""
+    answer: dict = field(default_factory=dict)
+
+
+def _slug(*parts: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", "-".join(parts)).strip("-")
+
+
+def _model_flags(model: ModelResults, threat: str) -> list[Check]:
+    """The flagged checks that concern a model's ``threat`` numbers: its cross-attack checks of that threat model
+    (or of none), and the checks of the attacks of that threat model."""
+    summary = model.summary
+    names = {r.attack.name for r in model.attack_records if r.attack.threat_model == threat}
+    out = [c for c in summary.cross_attack_checks if c.threat_model in (threat, None) and not c.passed]
+    by_record = [c.with_numbers(attack=r.attack.name) for r in model.attack_records if r.attack.name in names
+                 for c in r.checks if not c.passed]
+    return out + by_record
+
+
+def _clean(model: ModelResults) -> float:
+    recs = model.attack_records
+    n_max = max(r.metrics.n_examples for r in recs)
+    return max(r.metrics.clean_accuracy for r in recs if r.metrics.n_examples == n_max)
+
+
+def _leaderboard_rows(models: list[ModelResults], eps: float, threat: str) -> list[Row]:
+    by_defense: dict[str, list[ModelResults]] = {}
+    for m in models:
+        by_defense.setdefault(m.attack_records[0].defense.label, []).append(m)
     rows = []
-    for i, r in enumerate(table.itertuples()):
-        flags = [f for f in r.flags.split(";") if f]
-        worst = r.attack == WORST
-        classes = " ".join(c for c, on in (("worst", worst), ("flagged", bool(flags))) if on)
-        sanity = ('<span class="flag">&#9888; FLAG: ' + ", ".join(_e(f) for f in flags) + "</span>") if flags \
-            else '<span class="pass">pass</span>'
-        attack = f"<strong>{_e(r.attack)}</strong>" if worst else _e(r.attack)
-        cells = [
-            _td(f'{_e(r.protocol)} <span class="hash">{_e(r.protocol_hash)}</span>', f"{r.protocol} {r.protocol_hash}"),
-            _td(_e(r.defense), r.defense),
-            _td(attack, r.attack),
-            _td(_e(r.threat_model), r.threat_model),
-            _td(f"{r.eps:g}", float(r.eps), "num"),
-            _td(str(r.seeds), float(r.seeds), "num"),
-            _td(str(r.n_examples), float(r.n_examples), "num"),
-            _td(_pm(r.clean_mean, r.clean_std, r.seeds), float(r.clean_mean), "num"),
-            _td(_pm(r.robust_mean, r.robust_std, r.seeds), float(r.robust_mean), "num"),
-            _td(_pct(r.top5_mean), _num(r.top5_mean), "num"),
-            _td(_pct(r.mrr_mean), _num(r.mrr_mean), "num"),
-            _td(sanity, ("flag " if flags else "pass ") + ",".join(flags), "sanity"),
-        ]
-        rows.append(f'<tr data-index="{i}"' + (f' class="{classes}"' if classes else "") + ">" + "".join(cells) + "</tr>")
-    return (f'<table id="leaderboard" class="sortable">\n<thead><tr>{head}</tr></thead>\n<tbody>\n'
-            + "\n".join(rows) + "\n</tbody>\n</table>")
+    for label, group in sorted(by_defense.items()):
+        group = sorted(group, key=lambda m: m.attack_records[0].seed)
+        seeds, n, clean, robust, attacks, found = [], [], [], [], set(), []
+        k_total = n_total = 0
+        for m in group:
+            by_eps = m.summary.worst_case.get(threat, {})
+            key = _eps_key(by_eps, eps)
+            if key is None:
+                continue
+            w = by_eps[key]
+            seeds.append(m.attack_records[0].seed)
+            n.append(w.n_examples)
+            clean.append(_clean(m))
+            robust.append(w.accuracy)
+            attacks.update(w.attacks)
+            k_total += round(w.accuracy * w.n_examples)
+            n_total += w.n_examples
+            found += [c.with_numbers(seed=seeds[-1]) for c in _model_flags(m, threat)]
+        if not seeds:
+            continue
+        rows.append(Row(label, _slug(label), seeds, n, clean, robust, sorted(attacks), found, wilson(k_total, n_total)))
+    return rows
 
 
-def _figures(figures: Iterable[Path], reports_dir: Path) -> str:
-    figures = [Path(f) for f in figures]
-    images = [f for f in figures if f.suffix.lower() in IMAGE_SUFFIXES]
-    if not images:
-        return "<p>No figures.</p>"
-    others = {(f.parent, f.stem): f for f in figures if f.suffix.lower() == ".pdf"}
+def _eps_tables(table: pd.DataFrame) -> list[dict]:
+    out = []
+    for threat, part in table.groupby("threat_model", sort=False):
+        grid = sorted(part["eps"].unique())
+        rows = []
+        for attack, rs in part.groupby("attack", sort=False):
+            by_eps = {r.eps: r for r in rs.itertuples()}
+            cells = [("" if e not in by_eps else _pm(by_eps[e].robust_mean, by_eps[e].robust_std, by_eps[e].seeds),
+                      bool(e in by_eps and by_eps[e].flags)) for e in grid]
+            rows.append({"attack": attack, "worst": attack == WORST, "cells": cells})
+        rows.sort(key=lambda r: (r["worst"], r["attack"]))
+        out.append({"threat": threat, "threat_name": _threat(threat), "grid": [f"{e:g}" for e in grid], "rows": rows})
+    order = {HEADLINE_THREAT: 0, "l2": 1}
+    return sorted(out, key=lambda t: (order.get(t["threat"], 2), t["threat"]))
 
-    def figure(img: Path) -> str:
-        rel = Path(os.path.relpath(img, reports_dir)).as_posix()
-        alt = _alt(img)
-        pdf = others.get((img.parent, img.stem))
-        pdf_link = f' (<a href="{_e(Path(os.path.relpath(pdf, reports_dir)).as_posix())}">PDF</a>)' if pdf else ""
-        return (f'<figure><a href="{_e(rel)}"><img src="{_e(rel)}" alt="{_e(alt)}">/a>'
-                f"<figcaption><code>{_e(rel)}</code>{pdf_link}: {_e(alt)}.</figcaption></figure>")
 
-    main = [f for f in images if f.parent.name != "detail"]
-    detail = [f for f in images if f.parent.name == "detail"]
-    out = '<div class="figures">\n' + "\n".join(figure(f) for f in main) + "\n</div>"
-    if detail:
-        out += (f'\n<details class="detail-figures"><summary>Per-attack detail: {len(detail)} figures, one per protocol, '
-                'threat model and defense</summary>\n<div class="figures">\n' + "\n".join(figure(f) for f in detail)
-                + "\n</div>\n</details>")
+def _checks(models: list[ModelResults]) -> list[dict]:
+    out = []
+
+    def add(seed, scope, c: Check):
+        numbers = [(k, _compact(v)) for k, v in c.numbers.items() if k != "attack"]
+        out.append({"seed": seed, "scope": scope, "name": c.name, "passed": c.passed, "status": c.status,
+                    "detail": c.detail, "numbers": numbers})
+
+    for m in models:
+        seed = m.attack_records[0].seed
+        for rec in sorted(m.attack_records, key=lambda r: (r.attack.threat_model, r.attack.name)):
+            for c in rec.checks:
+                add(seed, f"{rec.attack.name} ({_threat(rec.attack.threat_model)})", c)
+        for c in m.summary.cross_attack_checks:
+            add(seed, "across attacks" + (f" ({_threat(c.threat_model)})" if c.threat_model else ""), c)
     return out
 
 
-def _status(status: Any) -> str:
-    cls = "pass" if status == "pass" else "flag"
-    return f'<span class="{cls}">{"" if cls == "pass" else "&#9888; "}{_e(status)}</span>'
+def _history(model: ModelResults) -> dict | None:
+    training = next((r.model.get("training") for r in model.attack_records if isinstance(r.model.get("training"), dict)), None)
+    if not training or not training.get("history"):
+        return None
+    epochs = []
+    for h in training["history"]:
+        epochs.append({"epoch": h.get("epoch", ""), "lr": _compact(h["lr"]) if "lr" in h else "",
+                       "train_loss": "" if h.get("train_loss") is None else f"{h['train_loss']:.4f}",
+                       "train_acc": _pct(h.get("train_acc")), "val_loss": "" if h.get("val_loss") is None else f"{h['val_loss']:.4f}",
+                       "val_acc": _pct(h.get("val_acc")),
+                       "seconds": "" if h.get("seconds") is None else f"{h['seconds']:.0f}"})
+    return {"seed": model.attack_records[0].seed, "epochs": epochs, "best_epoch": training.get("best_epoch"),
+            "seconds": None if training.get("train_seconds") is None else f"{training['train_seconds']:.0f}"}
 
 
-def _check_rows(checks: Iterable[Check], scope: str) -> list[str]:
-    return [f'<tr class="{"" if c.passed else "flagged"}"><td>{_e(scope)}</td><td>{_e(c.name)}</td>'
-            f'<td>{_status(c.status)}</td><td>{_e(c.detail)}</td></tr>' for c in checks]
+def _data_uri(path: Path) -> str | None:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    return f"data:{MIME[path.suffix.lower()]};base64," + base64.b64encode(data).decode("ascii")
 
 
-def _model_key(model: ModelResults) -> tuple[str, str, str, int]:
-    rec = model.attack_records[0]
-    return rec.protocol.name, rec.protocol.short_hash, rec.defense.label, rec.seed
+def _figure(img: Path, reports_dir: Path, pdfs: dict) -> dict:
+    rel = Path(os.path.relpath(img, reports_dir)).as_posix()
+    alt = next((a for prefix, a in FIGURE_ALT.items() if img.stem.startswith(prefix)), f"Figure {img.stem.replace('_', ' ')}")
+    pdf = pdfs.get((img.parent, img.stem))
+    src = _data_uri(img)
+    return {"src": src if src is not None else rel, "file": rel, "alt": alt, "missing": src is None,
+            "pdf": None if pdf is None else Path(os.path.relpath(pdf, reports_dir)).as_posix()}
 
 
-def _sanity(results: Results) -> str:
-    """Per model: every attack record's checks and the cross-attack checks of its summary."""
-    total = flagged = 0
-    parts = []
-    for model in sorted(results.models, key=lambda m: tuple(map(str, _model_key(m)))):
-        protocol, phash, label, seed = _model_key(model)
-        recs = model.attack_records
-        rows = []
-        for rec in sorted(recs, key=lambda r: r.attack.name):
-            rows += _check_rows(rec.checks, f"{rec.attack.name} ({rec.attack.threat_model})")
-        cross = list(model.summary.cross_attack_checks)
-        rows += _check_rows(cross, "across attacks")
-        checks = [c for rec in recs for c in rec.checks] + cross
-        n_flag = sum(not c.passed for c in checks)
-        total, flagged = total + len(checks), flagged + n_flag
-        verdict = f'<span class="flag">&#9888; {n_flag} flagged</span>' if n_flag else '<span class="pass">all pass</span>'
-        note = (f'\n<p class="meta">Cross-attack checks recomputed from the records: {_e(model.recomputed)}.</p>'
-                if model.recomputed else "")
-        parts.append(
-            f'<h3>{_e(protocol)} <span class="hash">{_e(phash)}</span> / {_e(label)} / seed {_e(seed)}: '
-            f"{len(checks)} checks, {verdict}</h3>{note}\n"
-            '<table class="checks"><thead><tr><th>scope</th><th>check</th><th>status</th><th>detail</th></tr></thead>\n<tbody>\n'
-            + "\n".join(rows) + "\n</tbody></table>")
-    summary = (f'<p>{total} checks over {len(results.models)} model(s): '
-               + (f'<span class="flag">&#9888; {flagged} flagged</span>' if flagged else '<span class="pass">all pass</span>')
-               + ". A flagged check means the numbers it concerns are not to be trusted (see the record for its figures).</p>")
-    return summary + "\n" + "\n".join(parts)
+def _sections(results: Results, table: pd.DataFrame, figures: list[Path], reports_dir: Path) -> list[Section]:
+    eps_ref = reference_eps(table)
+    images = [f for f in figures if f.suffix.lower() in IMAGE_SUFFIXES]
+    pdfs = {(f.parent, f.stem): f for f in figures if f.suffix.lower() == ".pdf"}
+    groups: dict[tuple[str, str], list[ModelResults]] = {}
+    for m in results.models:
+        first = m.attack_records[0]
+        groups.setdefault((first.protocol.name, first.protocol.short_hash), []).append(m)
+    sections = []
+    for (protocol, phash), models in groups.items():
+        stem = _stem(protocol, phash)
+        part = table[(table["protocol"] == protocol) & (table["protocol_hash"] == phash)]
+        worst = part[(part["attack"] == WORST) & (part["threat_model"] == HEADLINE_THREAT)]
+        eps = eps_ref.get((protocol, HEADLINE_THREAT))
+        if eps is not None and not (worst["eps"] == eps).any():  # this hash's own grid differs: its own middle
+            grid = sorted(e for e in worst["eps"].unique() if e > 0) or [0.0]
+            eps = grid[len(grid) // 2] if len(worst) else None
+        rows = _leaderboard_rows(models, eps, HEADLINE_THREAT) if eps is not None else []
+        baseline = next((r for r in rows if r.defense == "baseline"), None)
+        for r in rows:
+            r.clean_delta = None if baseline is None or r is baseline else r.clean_mean - baseline.clean_mean
+        order = lambda r: (-r.robust_mean, -r.clean_mean, r.defense)  # noqa: E731
+        trusted = sorted((r for r in rows if not r.flags), key=order)
+        flagged = sorted((r for r in rows if r.flags), key=order)
+        for i, r in enumerate(trusted, 1):
+            r.rank = i
+            r.tied = i > 1 and r.ci[1] >= trusted[0].ci[0]
+        answer = {}
+        if trusted:
+            best = trusted[0]
+            answer = {"best": best, "ties": [r for r in trusted[1:] if r.tied], "baseline": baseline}
+
+        def fig_order(f: Path):
+            name = f.stem
+            threat = name[len(f"accuracy_vs_eps_{stem}_"):] if name.startswith("accuracy_vs_eps_") else ""
+            return (0 if threat == HEADLINE_THREAT else 1 if name.startswith("tradeoff") else 2, name)
+
+        mine = [f for f in images if f.parent.name != "detail"
+                and (f.stem == f"tradeoff_{stem}" or f.stem.startswith(f"accuracy_vs_eps_{stem}_"))]
+        figs = [_figure(f, reports_dir, pdfs) for f in sorted(mine, key=fig_order)]
+
+        defenses = []
+        by_label: dict[str, list[ModelResults]] = {}
+        for m in models:
+            by_label.setdefault(m.attack_records[0].defense.label, []).append(m)
+        row_of = {r.defense: r for r in rows}
+        for r in rows:
+            r.detail_id = _slug(stem, r.defense)
+        ranked = [r.defense for r in trusted + flagged]
+        for label in sorted(by_label, key=lambda d: (ranked.index(d) if d in ranked else len(ranked), d)):
+            ms = sorted(by_label[label], key=lambda m: m.attack_records[0].seed)
+            histories = [h for h in (_history(m) for m in ms) if h]
+            notes = [f"seed {m.attack_records[0].seed}: cross-attack checks recomputed from the records: {m.recomputed}"
+                     for m in ms if m.recomputed]
+            threats = part.loc[part["defense"] == label, "threat_model"].unique()
+            wanted = {_stem(protocol, phash, t, label) for t in threats}
+            details = [f for f in images if f.parent.name == "detail" and f.stem in wanted]
+            defenses.append(Defense(label, _slug(stem, label), row_of.get(label),
+                                    _eps_tables(part[part["defense"] == label]), _checks(ms), histories, notes,
+                                    [{"file": Path(os.path.relpath(f, reports_dir)).as_posix()} for f in details]))
+        first = models[0].attack_records[0]
+        created = max(r.created for m in models for r in m.attack_records)
+        description = first.protocol.config.get("description", "") if isinstance(first.protocol.config, dict) else ""
+        sections.append(Section(protocol, phash, _slug(protocol, phash), eps, trusted, flagged,
+                                None if baseline is None else baseline.defense, any(r.several for r in rows),
+                                sorted({a for r in rows for a in r.attacks}), figs, defenses, len(models), created[:10],
+                                str(description or ""), answer))
+    # the protocols in name order; of one name, the hash with the most defenses first
+    return sorted(sections, key=lambda s: (s.protocol, -len(s.defenses), s.phash))
+
+
+def _long_rows(table: pd.DataFrame) -> list[dict]:
+    rows = []
+    for i, r in enumerate(table.itertuples()):
+        flags = [f for f in r.flags.split(";") if f]
+        rows.append({
+            "index": i, "worst": r.attack == WORST, "flags": flags,
+            "protocol": r.protocol, "hash": r.protocol_hash, "defense": r.defense, "attack": r.attack,
+            "threat": r.threat_model, "eps": f"{r.eps:g}", "eps_sort": repr(float(r.eps)),
+            "seeds": int(r.seeds), "n": int(r.n_examples),
+            "clean": _pm(r.clean_mean, r.clean_std, r.seeds), "clean_sort": repr(float(r.clean_mean)),
+            "robust": _pm(r.robust_mean, r.robust_std, r.seeds), "robust_sort": repr(float(r.robust_mean)),
+            "top5": _pct(r.top5_mean), "top5_sort": "" if _num(r.top5_mean) is None else repr(float(r.top5_mean)),
+            "mrr": _pct(r.mrr_mean), "mrr_sort": "" if _num(r.mrr_mean) is None else repr(float(r.mrr_mean)),
+        })
+    return rows
 
 
 def _pretty(value: Any) -> str:
-    return "<pre>" + _e(json.dumps(value, indent=2, sort_keys=False, ensure_ascii=False, default=str)) + "</pre>"
+    return json.dumps(value, indent=2, sort_keys=False, ensure_ascii=False, default=str)
 
 
-def _records(records: Iterable[tuple[Path, AttackRecord]], results_dir: Path) -> str:
-    parts = []
-    for path, rec in records:
+def _records(results: Results, results_dir: Path) -> list[dict]:
+    out = []
+    for path, rec in results.attacks:
         try:
             rel = path.relative_to(results_dir).as_posix()
         except ValueError:
             rel = str(path)
-        flags = rec.flags
-        mark = f' <span class="flag">&#9888; {_e(", ".join(flags))}</span>' if flags else ""
-        summary = (f'{_e(rec.protocol.name)} <span class="hash">{_e(rec.protocol.short_hash)}</span> / '
-                   f'{_e(rec.defense.label)} / seed {_e(rec.seed)} / {_e(rec.attack.name)} '
-                   f'({_e(rec.attack.threat_model)}){mark} <code class="path">{_e(rel)}</code>')
-        sections = [
-            ("protocol (resolved config)", rec.protocol.to_dict()),
-            ("defense", rec.defense.to_dict()),
-            ("attack", rec.attack.to_dict()),
-            ("dataset", rec.dataset),
-            ("model", rec.model),
-            ("environment", rec.environment),
-            ("code version", rec.code),
-            ("timings", rec.timings),
-        ]
-        body = "\n".join(f"<h4>{_e(title)}</h4>{_pretty(value)}" for title, value in sections)
-        parts.append(f'<details class="record"><summary>{summary}</summary>\n<p>created {_e(rec.created)}</p>\n{body}\n</details>')
-    return "\n".join(parts)
+        out.append({
+            "path": rel, "protocol": rec.protocol.name, "hash": rec.protocol.short_hash, "defense": rec.defense.label,
+            "seed": rec.seed, "attack": rec.attack.name, "threat": rec.attack.threat_model, "flags": rec.flags,
+            "created": rec.created,
+            "sections": [(title, _pretty(value)) for title, value in [
+                ("protocol (resolved config)", rec.protocol.to_dict()), ("defense", rec.defense.to_dict()),
+                ("attack", rec.attack.to_dict()), ("dataset", rec.dataset), ("model", rec.model),
+                ("environment", rec.environment), ("code version", rec.code), ("timings", rec.timings)]],
+        })
+    return out
 
 
-CSS = """
-:root { --flag: #b00020; --flag-bg: #fdecee; --pass: #1b7a2f; --worst-bg: #eef3fb; --line: #d8dde3; }
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; color: #1d2329;
-       margin: 0 auto; padding: 1.2em 2em 3em; max-width: 1500px; }
-h1 { margin: 0 0 .2em; font-size: 1.6em; }
-h2 { margin-top: 1.8em; border-bottom: 2px solid var(--line); padding-bottom: .2em; }
-h3 { font-size: 1.05em; margin: 1.4em 0 .4em; }
-h4 { margin: .9em 0 .2em; font-size: .95em; }
-p.meta, .hash, code.path { color: #5d6975; }
-.hash { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: .85em; }
-nav a { margin-right: 1.2em; }
-table { border-collapse: collapse; font-size: 13px; }
-th, td { border-bottom: 1px solid var(--line); padding: 4px 9px; text-align: left; vertical-align: top; }
-thead th { background: #f3f5f7; position: sticky; top: 0; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-table.sortable th { cursor: pointer; user-select: none; white-space: nowrap; }
-table.sortable th:hover { background: #e4e9ee; }
-th .arrow { display: inline-block; width: 1em; color: #5d6975; }
-th[aria-sort="ascending"] .arrow::after { content: " \\25B2"; }
-th[aria-sort="descending"] .arrow::after { content: " \\25BC"; }
-tr.worst td { background: var(--worst-bg); font-weight: 600; }
-tr.flagged td:first-child { box-shadow: inset 4px 0 0 var(--flag); }
-tr.flagged td.sanity { background: var(--flag-bg); }
-.flag { color: var(--flag); font-weight: 600; }
-.pass { color: var(--pass); }
-table.checks { width: 100%; }
-table.checks td:nth-child(4) { width: 60%; }
-table.checks tr.flagged td { background: var(--flag-bg); }
-.legend span { display: inline-block; padding: 1px 8px; margin-right: .8em; }
-.legend .worst-key { background: var(--worst-bg); font-weight: 600; }
-.legend .flag-key { box-shadow: inset 4px 0 0 var(--flag); background: var(--flag-bg); }
-.figures { display: flex; flex-direction: column; gap: 1.5em; }
-figure { margin: 0; }
-figure img { display: block; width: 1200px; max-width: 100%; height: auto; border: 1px solid var(--line); }
-figcaption { color: #5d6975; font-size: .9em; }
-details.record { border: 1px solid var(--line); border-radius: 4px; margin: .4em 0; padding: .3em .8em; }
-details.record[open] { background: #fafbfc; }
-details.record summary { cursor: pointer; }
-pre { background: #f3f5f7; padding: .6em .8em; overflow-x: auto; font-size: 12px; max-height: 30em; }
-"""
-
-# Sorting by header click or by ``#sort=KEY[:desc]``; a ``data-images-loaded`` marker for headless checks.
-JS = """
-(function () {
-  "use strict";
-  var table = document.getElementById("leaderboard");
-  function sortBy(key, dir) {
-    if (!table) return false;
-    var ths = table.tHead.rows[0].cells, col = -1, numeric = false;
-    for (var i = 0; i < ths.length; i++) {
-      if (ths[i].getAttribute("data-key") === key) { col = i; numeric = ths[i].getAttribute("data-type") === "num"; }
-    }
-    if (col < 0) return false;
-    var sign = dir === "desc" ? -1 : 1, body = table.tBodies[0];
-    var rows = Array.prototype.slice.call(body.rows);
-    function value(row) {
-      var cell = row.cells[col], raw = cell.hasAttribute("data-sort") ? cell.getAttribute("data-sort") : cell.textContent;
-      if (!numeric) return raw.toLowerCase();
-      var x = parseFloat(raw);
-      return isNaN(x) ? null : x;
-    }
-    rows.sort(function (a, b) {
-      var x = value(a), y = value(b), c;
-      if (x === null || y === null) c = x === y ? 0 : (x === null ? 1 : -1);  /* missing last either way */
-      else c = sign * (numeric ? x - y : x.localeCompare(y));
-      return c || (+a.getAttribute("data-index") - +b.getAttribute("data-index"));
-    });
-    rows.forEach(function (row) { body.appendChild(row); });
-    for (var j = 0; j < ths.length; j++) {
-      ths[j].setAttribute("aria-sort", j === col ? (sign < 0 ? "descending" : "ascending") : "none");
-    }
-    table.setAttribute("data-sorted", key + ":" + (sign < 0 ? "desc" : "asc"));
-    return true;
-  }
-  function fromHash() {
-    var m = /(?:^#|&)sort=([A-Za-z0-9_]+)(?::(asc|desc))?/.exec(location.hash);
-    if (m) sortBy(m[1], m[2] || "asc");
-  }
-  if (table) {
-    Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th) {
-      function click() {
-        var key = th.getAttribute("data-key"), now = th.getAttribute("aria-sort");
-        var dir = now === "none" ? (th.getAttribute("data-type") === "num" ? "desc" : "asc") : (now === "ascending" ? "desc" : "asc");
-        if (sortBy(key, dir) && history.replaceState) history.replaceState(null, "", "#sort=" + key + ":" + dir);
-      }
-      th.addEventListener("click", click);
-      th.addEventListener("keydown", function (e) { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); click(); } });
-    });
-    fromHash();
-    window.addEventListener("hashchange", fromHash);
-  }
-  window.addEventListener("load", function () {
-    var imgs = Array.prototype.slice.call(document.images);
-    var bad = imgs.filter(function (img) { return !(img.complete && img.naturalWidth > 0); });
-    document.body.setAttribute("data-images", String(imgs.length));
-    document.body.setAttribute("data-images-loaded", bad.length ? "false" : "true");
-  });
-})();
-"""
+def _environment() -> Environment:
+    env = Environment(loader=PackageLoader("bench.reporting", "templates"),
+                      autoescape=select_autoescape(enabled_extensions=("html", "j2"), default=True),
+                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters["threat"] = _threat
+    env.filters["pct"] = _pct
+    env.filters["g"] = lambda v: "" if v is None else f"{v:g}"
+    return env
 
 
-def write_html(results_dir: Path, reports_dir: Path, figures: list[Path], results: Results | None = None) -> Path:
-    """Write ``reports_dir/index.html`` from the records under ``results_dir`` (``results``: those records, already
-    read by ``load_results``); ``figures`` are linked by relative path."""
-    results_dir, reports_dir = Path(results_dir), Path(reports_dir)
-    results = results if results is not None else load_results(results_dir)
-    records = results.attacks
+def render(results: Results, results_dir: Path, reports_dir: Path, figures: Iterable[Path]) -> str:
+    """The page's HTML."""
     frame = records_frame(results)
     if frame.empty:
         raise BenchError(f"no result records under {results_dir}; run `bench run` first, or pass --results DIR "
                          "(the shipped references: --results results/reference)")
     table = summary_table(frame)
+    figures = [Path(f) for f in figures]
+    sections = _sections(results, table, figures, reports_dir)
+    return _environment().get_template(TEMPLATE).render(
+        sections=sections, columns=COLUMNS, rows=_long_rows(table), n_flag_rows=int((table["flags"] != "").sum()),
+        records=_records(results, results_dir), results_dir=str(results_dir), n_records=len(results.attacks),
+        n_models=len(results.models), threat=HEADLINE_THREAT, confidence=round(100 * CONFIDENCE),
+        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        missing=[str(f) for f in figures if f.suffix.lower() in IMAGE_SUFFIXES and not f.exists()],
+    )
+
+
+def write_html(results_dir: Path, reports_dir: Path, figures: list[Path], results: Results | None = None) -> Path:
+    """Write ``reports_dir/index.html`` from the records under ``results_dir`` (``results``: those records, already
+    read by ``load_results``); the figures among ``figures`` of this page are inlined."""
+    results_dir, reports_dir = Path(results_dir), Path(reports_dir)
+    results = results if results is not None else load_results(results_dir)
+    page = render(results, results_dir, reports_dir, figures)
     reports_dir.mkdir(parents=True, exist_ok=True)
-    n_flag_rows = int((table["flags"] != "").sum())
-    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    page = f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Robustness report</title>
-<style>{CSS}</style>
-</head>
-<body>
-<h1>Robustness report</h1>
-<p class="meta">{len(records)} record(s) under <code>{_e(results_dir)}</code>; generated {_e(generated)}.</p>
-<nav><a href="#leaderboard-section">Leaderboard</a><a href="#figures">Figures</a><a href="#sanity">Sanity checks</a><a href="#records">Records</a></nav>
-
-<h2 id="leaderboard-section">Leaderboard</h2>
-<p>Accuracy in percent on the first n test images, mean ± std over seeds. Robust accuracy at eps is the per-example
-worst case over that and every smaller eps; the <strong>worst case</strong> row of a defense takes, example by example,
-the worst over every attack run on it (the honest figure). Top-5 and MRR (mean reciprocal rank of the true class) are
-under attack at that eps. A flagged row is not to be trusted ({n_flag_rows} of {len(table)} rows flagged).
-"[simulated V1]" marks neural_sim trained on the simulated V1 stand-in, not on neural recordings.</p>
-<p class="legend"><span class="worst-key">worst case over attacks</span><span class="flag-key">&#9888; sanity check flagged</span>
-Click a column header to sort (again to reverse); link a sorted view with <code>#sort=robust:desc</code>.</p>
-{_leaderboard(table)}
-
-<h2 id="figures">Figures</h2>
-{_figures(figures, reports_dir)}
-
-<h2 id="sanity">Sanity checks</h2>
-{_sanity(results)}
-
-<h2 id="records">Records</h2>
-<p>Each record's resolved protocol, defense, attack, dataset, model, environment and code version.</p>
-{_records(records, results_dir)}
-
-<script>{JS}</script>
-</body>
-</html>
-"""
     out = reports_dir / INDEX_NAME
     tmp = out.with_name(f".{INDEX_NAME}.tmp")
     tmp.write_text(page, encoding="utf-8")

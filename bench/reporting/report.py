@@ -13,16 +13,9 @@ from bench.errors import BenchError
 from bench.records.results import load_results
 from bench.reporting import plots
 from bench.reporting.html import write_html
-from bench.reporting.tables import headline, leaderboard, records_frame, summary_table, to_markdown
+from bench.reporting.tables import headline, leaderboard, records_frame, reference_eps, summary_table, to_markdown
 
-
-def reference_eps(table) -> dict[tuple[str, str], float]:
-    """The tradeoff plot's eps per (protocol, threat model): the middle of the non-zero grid."""
-    out = {}
-    for (protocol, threat), part in table.groupby(["protocol", "threat_model"]):
-        grid = sorted(e for e in part["eps"].unique() if e > 0) or [0.0]
-        out[(protocol, threat)] = grid[len(grid) // 2]
-    return out
+__all__ = ["reference_eps", "write_report"]
 
 
 def write_report(results_dir: Path, reports_dir: Path, html: bool = False) -> list[Path]:

@@ -149,3 +149,12 @@ def headline(table: pd.DataFrame, frame: pd.DataFrame, threat: str = "linf") -> 
                                          + [by_eps.get(e, "") for e in grid] + ["FLAG: " + ", ".join(flags) if flags else "pass"]) + " |")
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)
+
+
+def reference_eps(table) -> dict[tuple[str, str], float]:
+    """The tradeoff plot's eps per (protocol, threat model): the middle of the non-zero grid."""
+    out = {}
+    for (protocol, threat), part in table.groupby(["protocol", "threat_model"]):
+        grid = sorted(e for e in part["eps"].unique() if e > 0) or [0.0]
+        out[(protocol, threat)] = grid[len(grid) // 2]
+    return out

@@ -1,6 +1,8 @@
-"""``reports/index.html``: escaping of record text, and the page as headless Chromium renders it.
+"""``reports/index.html``: what it leads with, escaping of record text, and the page as headless Chromium renders it.
 
-One tiny real ``bench run`` (fgsm + pgd, 1 epoch on 400 digits, 32 test images) is shared by every test.
+The records are a few models of the shipped ``results/reference`` (quick protocol): a flagged defense
+(random_noise), trusted ones, and a baseline with a second seed (a copy of seed 0 under seed 1), so that
+the page shows mean ± std over seeds and pooled intervals.
 """
 
 from __future__ import annotations
@@ -14,176 +16,254 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import main
 from bench.reporting import write_report
-from bench.reporting.html import write_html
-from bench.reporting.tables import records_frame, summary_table
+from bench.reporting.html import wilson, write_html
 
+ROOT = Path(__file__).resolve().parents[2]
+REFERENCE = ROOT / "results" / "reference" / "quick-cf725404da42"
+DEFENSES = ["adv_train", "baseline", "median_filter", "random_noise"]
+PROTO = "quick-cf725404da42"
 CHROMIUM = Path("/usr/bin/chromium")
 PAYLOAD = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
-TINY = ["training.epochs=1", "dataset.val_fraction=0.9", "model.width=8", "evaluation.n_examples=32",
-        "evaluation.batch_size=32", "attacks.pgd.steps=2", "threat_models.linf.eps=[0.0, 0.1, 0.3]"]
 
 needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"headless Chromium not installed ({CHROMIUM} missing; "
                                     "`apt-get install -y chromium` to run the browser checks)")
 
 
+def _copy(dest: Path) -> Path:
+    """A results folder with a few reference models, and the baseline again as seed 1."""
+    out = dest / PROTO
+    for defense in DEFENSES:
+        shutil.copytree(REFERENCE / defense, out / defense, ignore=shutil.ignore_patterns("analysis_*"))
+    seed1 = out / "baseline" / "seed1"
+    shutil.copytree(out / "baseline" / "seed0", seed1)
+    for path in seed1.glob("*.json"):
+        data = json.loads(path.read_text())
+        data["seed"] = 1
+        path.write_text(json.dumps(data))
+    return dest
+
+
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> Path:
-    work = tmp_path_factory.mktemp("html_run")
-    sets = [arg for o in TINY for arg in ("--set", o)]
-    assert main(["run", "--attack", "fgsm", "--attack", "pgd", "--results", str(work / "results"),
-                 "--checkpoints", str(work / "ckpt"), "--quiet", *sets]) == 0
-    return work / "results"
+    return _copy(tmp_path_factory.mktemp("html_results"))
 
 
 @pytest.fixture(scope="module")
-def report(results, tmp_path_factory) -> tuple[Path, Path]:
-    """(index.html, reports dir) with the real figures of ``bench report``."""
+def report(results, tmp_path_factory) -> Path:
+    """index.html with the real figures of ``bench report --html``."""
     reports = tmp_path_factory.mktemp("html_reports")
-    figures = write_report(results, reports)
-    return write_html(results, reports, figures), reports
+    written = write_report(results, reports, html=True)
+    assert written[-1] == reports / "index.html"
+    return written[-1]
 
 
 class Dom(HTMLParser):
-    """The leaderboard rows (data-index and per-column data-sort values), images and <body> attributes of a page."""
+    """Tables by id (their header keys and rows: data-index, class, per-cell data-sort and text), the ids in
+    document order, images, and the attributes of <html> and <body>."""
 
     def __init__(self, text: str):
         super().__init__()
+        self.root: dict[str, str] = {}
         self.body: dict[str, str] = {}
         self.images: list[dict[str, str]] = []
-        self.keys: list[str] = []
-        self.rows: list[dict] = []
-        self.table: dict[str, str] = {}
-        self._in_table = False
+        self.ids: list[str] = []
+        self.tables: dict[str, dict] = {}
+        self._table: dict | None = None
+        self._cell: list[str] | None = None
         self.feed(text)
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
-        if tag == "body":
+        if "id" in a:
+            self.ids.append(a["id"])
+        if tag == "html":
+            self.root = a
+        elif tag == "body":
             self.body = a
         elif tag == "img":
             self.images.append(a)
         elif tag == "table":
-            self._in_table = a.get("id") == "leaderboard"
-            if self._in_table:
-                self.table = a
-        elif self._in_table and tag == "th":
-            self.keys.append(a["data-key"])
-        elif self._in_table and tag == "tr" and "data-index" in a:
-            self.rows.append({"index": int(a["data-index"]), "class": a.get("class", ""), "sort": []})
-        elif self._in_table and tag == "td" and self.rows:
-            self.rows[-1]["sort"].append(a.get("data-sort"))
+            self._table = {"attrs": a, "keys": [], "rows": []}
+            self.tables[a.get("id", f"table{len(self.tables)}")] = self._table
+        elif self._table is not None and tag == "th" and "data-key" in a:
+            self._table["keys"].append(a["data-key"])
+        elif self._table is not None and tag == "tr" and "data-index" in a:
+            self._table["rows"].append({"index": int(a["data-index"]), "class": a.get("class", ""), "sort": [], "text": []})
+        elif self._table is not None and tag == "td" and self._table["rows"]:
+            self._table["rows"][-1]["sort"].append(a.get("data-sort"))
+            self._table["rows"][-1]["text"].append("")
+            self._cell = self._table["rows"][-1]["text"]
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell[-1] += data
 
     def handle_endtag(self, tag):
         if tag == "table":
-            self._in_table = False
+            self._table = None
+        if tag in ("td", "table"):
+            self._cell = None
 
-    def column(self, key: str) -> list[float | None]:
-        i = self.keys.index(key)
-        return [float(r["sort"][i]) if r["sort"][i] else None for r in self.rows]
-
-
-def chromium(url: str, tmp_path: Path, *extra: str) -> str:
-    """Headless Chromium's DOM after the page's scripts ran (and the load event fired, within 5 s of virtual time)."""
-    cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={tmp_path / 'chromium-profile'}", "--virtual-time-budget=5000", *extra, "--dump-dom", url]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "</html>" in done.stdout, done.stderr[-2000:]
-    return done.stdout
+    def column(self, table: str, key: str, text: bool = False) -> list:
+        t = self.tables[table]
+        i = t["keys"].index(key)
+        if text:
+            return [r["text"][i].strip() for r in t["rows"]]
+        return [float(r["sort"][i]) if r["sort"][i] else None for r in t["rows"]]
 
 
-# --- static page -------------------------------------------------------------------------------------------
+# --- the page, statically ------------------------------------------------------------------------------------
+
+def test_wilson_interval():
+    low, high = wilson(50, 100)
+    assert low == pytest.approx(0.4038, abs=1e-4) and high == pytest.approx(0.5962, abs=1e-4)
+
+
+def test_page_leads_with_the_leaderboard(report):
+    page = report.read_text()
+    dom = Dom(page)
+    board, flagged = f"leaderboard-{PROTO}", f"flagged-table-{PROTO}"
+    # the order: answer, leaderboard, flagged, figures, per defense, the long table last
+    order = [dom.ids.index(i) for i in (f"answer-{PROTO}", board, flagged, f"figures-{PROTO}", f"defenses-{PROTO}", "all-rows")]
+    assert order == sorted(order)
+    assert page.index(f'id="{board}"') < page.index("<figure") < page.index('id="all-rows"')
+    assert re.search(r'<details id="all-rows">', page)  # collapsed
+
+    # trusted defenses ranked by robust accuracy; the flagged one apart, unranked, with its check and detail
+    defenses = dom.column(board, "defense", text=True)
+    assert sorted(defenses) == ["adv_train", "baseline", "median_filter(baseline)"]
+    robust = dom.column(board, "robust")
+    assert robust == sorted(robust, reverse=True) and dom.column(board, "rank") == [1, 2, 3]
+    assert dom.column(flagged, "defense", text=True) == ["random_noise(baseline)"]
+    assert dom.column(flagged, "rank") == [None]
+    why = dom.column(flagged, "trust", text=True)[0]
+    assert "iterative_beats_single_step" in why and "PGD leaves more accuracy than FGSM" in why
+    assert "Most robust trusted defense: adv_train" in page
+
+    # the interval: Wilson over the examples (pooled over the baseline's two seeds), the eps the middle of the grid
+    base = defenses.index("baseline")
+    row = dom.tables[board]["rows"][base]
+    assert dom.column(board, "seeds")[base] == 2 and dom.column(board, "n")[base] == 1000
+    acc = robust[base]
+    low, high = wilson(round(acc * 500) * 2, 1000)
+    assert row["text"][3] == f"{100 * low:.1f}–{100 * high:.1f}"
+    assert row["text"][2].strip() == f"{100 * acc:.1f} ± 0.0"
+    assert "L∞ leaderboard at eps = 0.15" in page
+    assert "Wilson score interval of the examples of every seed pooled" in page
+
+    # figures inlined; per-defense detail: attacks x eps, checks with numbers, training history
+    assert [img["src"][:22] for img in dom.images] == ["data:image/png;base64,"] * len(dom.images) and len(dom.images) >= 5
+    assert all(img.get("alt") for img in dom.images)
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page) and "<link" not in page
+    assert f'id="{PROTO}-adv_train"' in page and "train loss" in page and "val acc %" in page
+    assert "n_checked = " in page and "transfer_fgsm" in page
+    assert len(dom.tables["rows"]["rows"]) > 100 and page.count('<details class="record">') > 20
+
 
 def test_record_text_is_escaped(results, tmp_path):
-    injected = tmp_path / "results"
-    shutil.copytree(results, injected)
-    for path in injected.rglob("*.json"):
-        if path.name == "summary.json":
-            continue
+    injected = _copy(tmp_path / "injected")
+    for path in (injected / PROTO / "median_filter").rglob("*.json"):
         rec = json.loads(path.read_text())
         rec["defense"]["name"] = PAYLOAD
         rec["defense"]["params"] = {"note": PAYLOAD}
-        rec["checks"][0]["status"] = "flag"
-        rec["checks"][0]["detail"] = f"bad {PAYLOAD} detail"
-        rec["protocol"]["config"]["description"] = PAYLOAD
-        rec["attack"]["name"] += '"><img src=x onerror=alert(2)>'
+        if path.name != "summary.json":
+            rec["checks"][0]["status"] = "flag"
+            rec["checks"][0]["detail"] = f"bad {PAYLOAD} detail"
+            rec["protocol"]["config"]["description"] = PAYLOAD
+            rec["attack"]["name"] += '"><img src=x onerror=alert(2)>'
         path.write_text(json.dumps(rec))
     page = write_html(injected, tmp_path / "reports", []).read_text()
     assert PAYLOAD not in page and "<script>alert" not in page and "<img src=x" not in page
-    assert page.count("<script") == 1  # the page's own sorting script only
+    assert page.count("<script") == 2  # the page's own: the error recorder and the sorting script
     assert ESCAPED in page
-    assert f"bad {ESCAPED} detail" in page  # the check detail, in the sanity section
-    assert f"&quot;name&quot;: &quot;{ESCAPED}&quot;" in page  # the defense, in the record's pretty JSON
-    assert "&quot;&gt;&lt;img src=x onerror=alert(2)&gt;" in page
-    assert re.search(r'<tr data-index="\d+" class="flagged">', page)  # a flagged check marks its rows
-
-
-def test_page_is_self_contained(report):
-    index, reports = report
-    page = index.read_text()
-    assert index == reports / "index.html"
-    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page) and "<link" not in page
-    stem = re.search(r'<img src="accuracy_vs_eps_(quick-[0-9a-f]{12})_linf.png"', page)
-    assert stem, "one accuracy-vs-eps figure per protocol and threat model"
-    proto = stem.group(1)
-    assert f'<img src="tradeoff_{proto}.png"' in page and f'<a href="tradeoff_{proto}.pdf">PDF</a>' in page
-    assert f'<details class="detail-figures">' in page and f'<img src="detail/{proto}_linf_baseline.png"' in page
-    assert page.count('<details class="record">') == 2  # fgsm and pgd
-    assert "iterative_beats_single_step" in page and "across attacks" in page  # cross-attack checks per model
-    for section in ("&quot;libraries&quot;", "<h4>environment</h4>", "<h4>code version</h4>", "&quot;git_commit&quot;",
-                    "<h4>protocol (resolved config)</h4>", "&quot;threat_models&quot;"):
-        assert section in page, section
+    assert f"bad {ESCAPED} detail" in page  # the check detail: in the flagged table and the defense's checks
+    assert f"&#34;name&#34;: &#34;{ESCAPED}&#34;" in page or f"&quot;name&quot;: &quot;{ESCAPED}&quot;" in page
+    assert "&gt;&lt;img src=x onerror=alert(2)&gt;" in page
+    dom = Dom(page)
+    assert any(ESCAPED in d or PAYLOAD in d for d in dom.column(f"flagged-table-{PROTO}", "defense", text=True))
 
 
 # --- rendered by headless Chromium --------------------------------------------------------------------------
 
+PROBE = """<script>
+window.addEventListener("load", function () {
+  var b = document.body, board = document.querySelector("table.leaderboard");
+  var box = board.getBoundingClientRect();
+  b.setAttribute("data-board-top", String(box.top));
+  b.setAttribute("data-board-visible", String(box.top < window.innerHeight && box.bottom > 0));
+  b.setAttribute("data-page-overflow", String(document.documentElement.scrollWidth > window.innerWidth));
+  function order() {
+    return Array.prototype.map.call(board.tBodies[0].rows, function (r) { return r.cells[1].textContent.trim(); }).join("|");
+  }
+  function click(key) {
+    var th = board.querySelector('th[data-key="' + key + '"]');
+    th.dispatchEvent(new MouseEvent("click", {bubbles: true}));
+  }
+  click("clean"); b.setAttribute("data-clean-first", order() + ";" + board.getAttribute("data-sorted"));
+  click("clean"); b.setAttribute("data-clean-second", order() + ";" + board.getAttribute("data-sorted"));
+  click("defense"); b.setAttribute("data-defense", order() + ";" + board.getAttribute("data-sorted"));
+});
+</script>"""
+
+
+def chromium(url: str, tmp_path: Path, *extra: str) -> tuple[str, str]:
+    """Headless Chromium's DOM after the page's scripts ran (and the load event fired), and its log."""
+    cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+           f"--user-data-dir={tmp_path / 'chromium-profile'}", "--virtual-time-budget=5000",
+           "--enable-logging=stderr", "--v=0", *extra, "--dump-dom", url]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "</html>" in done.stdout, done.stderr[-2000:]
+    return done.stdout, done.stderr
+
+
+def _probed(report: Path, tmp_path: Path) -> Path:
+    page = report.read_text().replace("</body>", PROBE + "\n</body>")
+    out = report.parent / f"probe-{tmp_path.name}.html"  # beside the figures' relative links
+    out.write_text(page)
+    return out
+
+
 @needs_chromium
-def test_chromium_renders_table_images_and_sorts_from_hash(report, results, tmp_path):
-    index, _ = report
-    table = summary_table(records_frame(results))
-    shot = tmp_path / "shot.png"
-    dom = Dom(chromium(index.as_uri() + "#sort=robust:desc", tmp_path, f"--screenshot={shot}", "--window-size=1400,2000"))
+@pytest.mark.parametrize("size", ["1280,800", "400,850"])
+def test_chromium_shows_the_leaderboard_first_and_sorts(report, tmp_path, size):
+    text, log = chromium(_probed(report, tmp_path).as_uri(), tmp_path, f"--window-size={size}")
+    dom = Dom(text)
+    assert dom.root.get("data-errors") == "", dom.root.get("data-errors")
+    assert "Uncaught" not in log and "console error" not in log.lower(), log[-2000:]
+    assert dom.body.get("data-board-visible") == "true", dom.body.get("data-board-top")
+    assert dom.body.get("data-page-overflow") == "false"  # wide tables scroll inside their wrapper
+    assert dom.body.get("data-images-loaded") == "true" and int(dom.body["data-images"]) >= 5
 
-    assert len(dom.rows) == len(table) == 9  # 3 eps x (fgsm, pgd, worst case)
-    assert sum("worst" in r["class"] for r in dom.rows) == 3
-    proto = f"quick-{table['protocol_hash'].iloc[0]}"
-    assert sorted(img["src"] for img in dom.images) == [f"accuracy_vs_eps_{proto}_linf.png", f"detail/{proto}_linf_baseline.png",
-                                                        f"tradeoff_{proto}.png"]
-    assert all(img.get("alt") for img in dom.images)
-    assert dom.body.get("data-images") == "3" and dom.body.get("data-images-loaded") == "true"
-
-    # sorted by robust accuracy, descending; ties keep the table's order
-    robust = dom.column("robust")
-    by_index = {r["index"]: v for r, v in zip(dom.rows, robust)}
-    expected = sorted(by_index, key=lambda i: (-by_index[i], i))
-    assert expected != list(range(len(table)))  # the page's own order is not already this one
-    assert [r["index"] for r in dom.rows] == expected
-    assert dom.table.get("data-sorted") == "robust:desc"
-
-    data = shot.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000
-    assert int.from_bytes(data[16:20], "big") == 1400 and int.from_bytes(data[20:24], "big") == 2000
+    board = Dom(report.read_text())
+    names = board.column(f"leaderboard-{PROTO}", "defense", text=True)
+    clean = board.column(f"leaderboard-{PROTO}", "clean")
+    by_clean = [n for _, n in sorted(zip(clean, names), key=lambda p: -p[0])]
+    assert dom.body["data-clean-first"] == "|".join(by_clean) + ";clean:desc"  # numeric: first click descending
+    assert dom.body["data-clean-second"] == "|".join(reversed(by_clean)) + ";clean:asc"
+    assert dom.body["data-defense"] == "|".join(sorted(names)) + ";defense:asc"
 
 
 @needs_chromium
-def test_chromium_numeric_sort_puts_missing_values_last(report, tmp_path):
-    index, _ = report
-    dom = Dom(chromium(index.as_uri() + "#sort=top5", tmp_path))
-    top5 = dom.column("top5")
+def test_chromium_sorts_the_long_table_from_the_hash_missing_values_last(report, tmp_path):
+    text, _ = chromium(report.as_uri() + "#sort=top5", tmp_path)
+    dom = Dom(text)
+    assert dom.root.get("data-errors") == ""
+    top5 = dom.column("rows", "top5")
     present = [v for v in top5 if v is not None]
-    assert top5 == present + [None] * 3  # the worst-case rows have no top-5
+    assert present and top5 == present + [None] * (len(top5) - len(present))  # worst-case rows have no top-5
     assert present == sorted(present)
-    eps = Dom(chromium(index.as_uri() + "#sort=eps:desc", tmp_path)).column("eps")
-    assert eps == [0.3] * 3 + [0.1] * 3 + [0.0] * 3
+    assert dom.tables["rows"]["attrs"].get("data-sorted") == "top5:asc"
+    eps = Dom(chromium(report.as_uri() + "#sort=eps:desc", tmp_path)[0]).column("rows", "eps")
+    assert eps == sorted(eps, reverse=True)
 
 
 @needs_chromium
 def test_chromium_reports_a_missing_figure(results, tmp_path):
     reports = tmp_path / "reports"
-    index = write_html(results, reports, [reports / "missing.png"])
-    dom = Dom(chromium(index.as_uri(), tmp_path))
+    index = write_html(results, reports, [reports / f"accuracy_vs_eps_{PROTO}_linf.png"])
+    dom = Dom(chromium(index.as_uri(), tmp_path)[0])
     assert dom.body.get("data-images") == "1" and dom.body.get("data-images-loaded") == "false"
