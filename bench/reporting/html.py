@@ -34,9 +34,9 @@ from typing import Any, Iterable
 
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
-from scipy.stats import binomtest
 
 from bench.errors import BenchError
+from bench.evaluation.intervals import wilson_interval
 from bench.records.results import ModelResults, Results, load_results
 from bench.records.schema import Check
 from bench.reporting.plots import _stem
@@ -102,9 +102,8 @@ def _std(values: list[float]) -> float:
 
 
 def wilson(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """The Wilson score interval of a proportion k / n."""
-    ci = binomtest(int(k), int(n)).proportion_ci(confidence, method="wilson")
-    return float(ci.low), float(ci.high)
+    """The Wilson score interval of a proportion k / n (``bench.evaluation.intervals``)."""
+    return wilson_interval(k, n, confidence)
 
 
 def _eps_key(by_eps: dict[str, Any], eps: float) -> str | None:
