@@ -20,8 +20,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np
 import pandas as pd  # noqa: E402
 
+from bench.evaluation.intervals import accuracy_interval
 from bench.reporting.tables import WORST  # noqa: E402
 
 DPI = 150
@@ -92,8 +94,13 @@ def _curve(ax, line: pd.DataFrame, color: str, marker: str, label: str, dashed: 
     x, y = line["eps"].to_numpy(), 100 * line["robust_mean"].to_numpy()
     ax.plot(x, y, color=color, marker=marker, ms=5, lw=lw, ls="--" if dashed else "-", label=label)
     std = 100 * line["robust_std"].fillna(0.0).to_numpy()
-    if (line["seeds"] > 1).any() and (std > 0).any():
-        ax.fill_between(x, y - std, y + std, color=color, alpha=0.18, lw=0)
+    if (line["seeds"] > 1).any():
+        if (std > 0).any():
+            ax.fill_between(x, y - std, y + std, color=color, alpha=0.18, lw=0)
+    else:  # one seed: the 95 % Wilson interval over the examples
+        low, high = np.array([[100 * v for v in accuracy_interval(a, int(n))]
+                              for a, n in zip(line["robust_mean"], line["n_examples"])]).T
+        ax.fill_between(x, low, high, color=color, alpha=0.15, lw=0)
 
 
 def _axes(ax, threat: str, grid) -> None:
@@ -140,7 +147,7 @@ def accuracy_vs_eps(table: pd.DataFrame, out_dir: Path) -> list[Path]:
             seeds = int(worst["seeds"].max())
             ax.set_title(f"{protocol} ({phash}), {_threat(threat)}: worst case over {', '.join(attacks)}\n"
                          f"{int(worst['n_examples'].max())} test images, {seeds} seed(s)"
-                         + (", band = ± std over seeds" if seeds > 1 else "")
+                         + (", band = ± std over seeds" if seeds > 1 else ", band = 95 % Wilson interval over the images")
                          + (f"; {len(dropped)} more defenses in summary.md" if dropped else ""), loc="left")
             ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), title="defense (best first)", frameon=False)
             written += _save(fig, out_dir, "accuracy_vs_eps_" + _stem(protocol, phash, threat))
@@ -215,6 +222,12 @@ def _place_labels(ax, xs: list[float], ys: list[float], texts: list[str], colors
         taken.append(box)
 
 
+def _asymmetric(value: float, interval: tuple[float, float]) -> np.ndarray:
+    """Error-bar lengths below and above ``value`` (percent) for an interval of proportions."""
+    low, high = interval
+    return np.array([[max(value - 100 * low, 0.0)], [max(100 * high - value, 0.0)]])
+
+
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     """Indices of the points that no other point beats in both coordinates (>= in both, > in one),
     sorted by the first coordinate."""
@@ -239,7 +252,12 @@ def tradeoff(table: pd.DataFrame, out_dir: Path, eps_by_threat: dict[tuple[str, 
             for r, x, y in zip(at.itertuples(), xs, ys):
                 several = r.seeds > 1
                 flagged = bool(str(r.flags or ""))
-                ax.errorbar(x, y, xerr=100 * r.clean_std if several else None, yerr=100 * r.robust_std if several else None,
+                if several:
+                    xerr, yerr = 100 * r.clean_std, 100 * r.robust_std
+                else:  # one seed: 95 % Wilson intervals over the examples, as asymmetric bars
+                    xerr = _asymmetric(x, accuracy_interval(r.clean_mean, int(r.n_examples)))
+                    yerr = _asymmetric(y, accuracy_interval(r.robust_mean, int(r.n_examples)))
+                ax.errorbar(x, y, xerr=xerr, yerr=yerr,
                             marker="o", ms=8, capsize=3, color=defense_color(r.defense), ls="none",
                             mfc="white" if flagged else defense_color(r.defense), mew=2, zorder=3)
             front = pareto_front(list(zip(xs, ys)))
@@ -259,7 +277,8 @@ def tradeoff(table: pd.DataFrame, out_dir: Path, eps_by_threat: dict[tuple[str, 
             seeds = int(at["seeds"].max())
             ax.set_title(f"{protocol} ({phash}): clean vs robust accuracy, {_threat(threat)} eps = {eps:g}\n"
                          f"worst case over {', '.join(_attacks(table[(table['protocol_hash'] == phash) & (table['threat_model'] == threat)]))}\n"
-                         f"* = on the Pareto front; open marker = flagged"
-                         + ("; bars = ± std over seeds" if seeds > 1 else ""), loc="left")
+                         f"* = on the Pareto front; open marker = flagged\n"
+                         + ("bars = ± std over seeds" if seeds > 1 else f"bars = 95 % Wilson intervals over {int(at['n_examples'].max())} images"),
+                         loc="left")
             written += _save(fig, out_dir, "tradeoff_" + _stem(protocol, phash))
     return written

@@ -62,7 +62,7 @@ def test_one_figure_per_protocol_and_threat_model_same_colours(tmp_path, monkeyp
             assert abs(mpimg.imread(path).shape[1] - 1200) <= 50
 
 
-def test_flagged_dashed_and_bands_with_seeds(tmp_path, monkeypatch):
+def test_flagged_dashed_std_bands_with_seeds_and_wilson_bands_with_one(tmp_path, monkeypatch):
     figs = []
     monkeypatch.setattr(plots, "_save", lambda fig, out_dir, stem, pdf=True: figs.append(fig) or [])
     plots.accuracy_vs_eps(_table(["baseline", "quantize(baseline)"], threats=("linf",), seeds=3), tmp_path)
@@ -72,7 +72,11 @@ def test_flagged_dashed_and_bands_with_seeds(tmp_path, monkeypatch):
     assert len(ax.collections) == 2  # one error band per defense
     figs.clear()
     plots.accuracy_vs_eps(_table(["baseline"], threats=("linf",), seeds=1), tmp_path)
-    assert not figs[0].axes[0].collections  # no band for a single seed
+    (band,) = figs[0].axes[0].collections  # a single seed: the 95 % Wilson interval over the examples
+    (line,) = figs[0].axes[0].get_lines()
+    path = band.get_paths()[0].vertices
+    assert path[:, 1].min() < line.get_ydata().min() + 1e-9 and path[:, 1].max() > line.get_ydata().max() - 1e-9
+    assert "Wilson" in figs[0].axes[0].get_title(loc="left")
 
 
 def test_details_and_tradeoff(tmp_path):
