@@ -27,8 +27,13 @@ CHROMIUM = Path("/usr/bin/chromium")
 PAYLOAD = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 
-needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"headless Chromium not installed ({CHROMIUM} missing; "
-                                    "`apt-get install -y chromium` to run the browser checks)")
+_absent = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"headless Chromium not installed ({CHROMIUM} missing; "
+                             "`apt-get install -y chromium` to run the browser checks)")
+
+
+def needs_chromium(test):
+    """Browser checks: marked slow (``pytest -m slow``, which .ci/run also runs), skipped without Chromium."""
+    return pytest.mark.slow(_absent(test))
 
 
 def _copy(dest: Path) -> Path:
