@@ -8,15 +8,20 @@
   broke); a bound that is inf means the interval is open-ended. With ``upper`` the data are
   interval-censored (each example's value lies in [lower, upper], e.g. between two eps of a
   grid): the interval then runs from the bootstrap low of the lower bounds' median to the
-  bootstrap high of the upper bounds' median, over the same resamples.
+  bootstrap high of the upper bounds' median, over the same resamples;
+* :func:`paired_comparison`: two defenses on the same examples: the difference of their
+  accuracies with a paired bootstrap interval, and the exact McNemar p-value.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.stats import binomtest
 
-__all__ = ["accuracy_interval", "bootstrap_median_interval", "wilson_interval", "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED"]
+__all__ = ["accuracy_interval", "bootstrap_median_interval", "paired_comparison", "wilson_interval", "BOOTSTRAP_RESAMPLES",
+           "BOOTSTRAP_SEED", "PairedComparison"]
 
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
@@ -50,3 +55,38 @@ def bootstrap_median_interval(values, upper=None, confidence: float = 0.95, n_re
     low = np.quantile(np.median(lower[idx], axis=1), alpha, method="lower")
     high = np.quantile(np.median(high_values[idx], axis=1), 1 - alpha, method="higher")
     return float(low), float(high)
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Accuracy of A minus accuracy of B on the same examples, with a 95 % paired bootstrap interval
+    and the exact McNemar p-value (two-sided binomial test on the discordant pairs)."""
+
+    difference: float
+    low: float
+    high: float
+    p_value: float
+    n: int
+    only_a: int  # examples A gets right and B wrong
+    only_b: int
+
+    @property
+    def significant(self) -> bool:
+        return self.p_value < 0.05
+
+
+def paired_comparison(a: np.ndarray, b: np.ndarray, confidence: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES,
+                      seed: int = BOOTSTRAP_SEED) -> PairedComparison:
+    """Compare per-example outcomes ``a`` and ``b`` (booleans, the same examples in the same order)."""
+    a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+    if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
+        raise ValueError(f"need two 1-D outcome arrays of the same non-zero length, got {a.shape} and {b.shape}")
+    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+    discordant = only_a + only_b
+    p = 1.0 if discordant == 0 else float(binomtest(min(only_a, only_b), discordant, 0.5).pvalue)
+    diff = a.astype(float) - b.astype(float)
+    idx = np.random.default_rng(seed).integers(0, len(diff), size=(resamples, len(diff)))
+    means = diff[idx].mean(axis=1)
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(means, [tail, 1 - tail])
+    return PairedComparison(float(diff.mean()), float(low), float(high), min(p, 1.0), len(a), only_a, only_b)

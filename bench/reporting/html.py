@@ -32,11 +32,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from bench.errors import BenchError
-from bench.evaluation.intervals import wilson_interval
+from bench.evaluation.intervals import PairedComparison, paired_comparison, wilson_interval
 from bench.records.results import ModelResults, Results, load_results
 from bench.records.schema import Check
 from bench.reporting.plots import _stem
@@ -135,6 +136,8 @@ class Row:
     flags: list[Check]
     ci: tuple[float, float]
     clean_delta: float | None = None
+    bits: dict[int, str] = field(default_factory=dict, repr=False)  # seed -> per-example worst-case outcomes at eps
+    vs_baseline: PairedComparison | None = None
     detail_id: str = ""
     rank: int | None = None
     tied: bool = False  # its interval overlaps the leader's
@@ -162,6 +165,25 @@ class Row:
 
     def delta_text(self) -> str:
         return "" if self.clean_delta is None else f"{100 * self.clean_delta:+.1f}".replace("-", "\u2212")
+
+    def vs_text(self) -> str:
+        """Robust accuracy minus the baseline's, paired over the same examples: "+28.2 [24.9, 31.5], p < 0.001"."""
+        c = self.vs_baseline
+        if c is None:
+            return ""
+        p = "p < 0.001" if c.p_value < 0.001 else f"p = {c.p_value:.3f}"
+        text = f"{100 * c.difference:+.1f} [{100 * c.low:+.1f}, {100 * c.high:+.1f}], {p}"
+        return text.replace("-", "\u2212")
+
+    def vs_sentence(self) -> str:
+        """The paired comparison in words, for the answer box."""
+        c = self.vs_baseline
+        if c is None:
+            return ""
+        p = "p < 0.001" if c.p_value < 0.001 else f"p = {c.p_value:.3f}"
+        text = (f"{100 * abs(c.difference):.1f} points {'more' if c.difference >= 0 else 'less'} robust than the baseline on the "
+                f"same images (95 % CI {100 * c.low:+.1f} to {100 * c.high:+.1f}, McNemar {p}")
+        return text.replace("-", "\u2212") + ("; significant)" if c.significant else "; not significant)")
 
     def cost_text(self) -> str:
         """The clean accuracy against the baseline's, in words: "9.1 points below"."""
@@ -222,6 +244,30 @@ def _model_flags(model: ModelResults, threat: str) -> list[Check]:
     return out + by_record
 
 
+def _worst_bits(model: ModelResults, threat: str, eps: float) -> str | None:
+    """Per example, "1" if it survived every attack of ``threat`` at ``eps`` (as ``aggregate.worst_case`` counts it)."""
+    covering = []
+    for r in model.attack_records:
+        if r.attack.threat_model == threat:
+            key = _eps_key(r.metrics.per_example.robust, eps)
+            if key is not None:
+                covering.append(r.metrics.per_example.robust[key])
+    if not covering:
+        return None
+    n = max(len(b) for b in covering)
+    return "".join("1" if all(b[i] == "1" for b in covering if i < len(b)) else "0" for i in range(n))
+
+
+def _paired(row: Row, baseline: Row) -> PairedComparison | None:
+    """``row`` against ``baseline`` on the examples of the seeds both have, pooled over those seeds."""
+    a, b = [], []
+    for seed in sorted(set(row.bits) & set(baseline.bits)):
+        if len(row.bits[seed]) == len(baseline.bits[seed]):
+            a += [c == "1" for c in row.bits[seed]]
+            b += [c == "1" for c in baseline.bits[seed]]
+    return paired_comparison(np.array(a), np.array(b)) if a else None
+
+
 def _clean(model: ModelResults) -> float:
     recs = model.attack_records
     n_max = max(r.metrics.n_examples for r in recs)
@@ -236,6 +282,7 @@ def _leaderboard_rows(models: list[ModelResults], eps: float, threat: str) -> li
     for label, group in sorted(by_defense.items()):
         group = sorted(group, key=lambda m: m.attack_records[0].seed)
         seeds, n, clean, robust, attacks, found = [], [], [], [], set(), []
+        per_seed_bits: dict[int, str] = {}
         k_total = n_total = 0
         for m in group:
             by_eps = m.summary.worst_case.get(threat, {})
@@ -251,9 +298,13 @@ def _leaderboard_rows(models: list[ModelResults], eps: float, threat: str) -> li
             k_total += round(w.accuracy * w.n_examples)
             n_total += w.n_examples
             found += [c.with_numbers(seed=seeds[-1]) for c in _model_flags(m, threat)]
+            bits = _worst_bits(m, threat, eps)
+            if bits is not None:
+                per_seed_bits[seeds[-1]] = bits
         if not seeds:
             continue
-        rows.append(Row(label, _slug(label), seeds, n, clean, robust, sorted(attacks), found, wilson(k_total, n_total)))
+        rows.append(Row(label, _slug(label), seeds, n, clean, robust, sorted(attacks), found, wilson(k_total, n_total),
+                        bits=per_seed_bits))
     return rows
 
 
@@ -344,6 +395,7 @@ def _sections(results: Results, table: pd.DataFrame, figures: list[Path], report
         baseline = next((r for r in rows if r.defense == "baseline"), None)
         for r in rows:
             r.clean_delta = None if baseline is None or r is baseline else r.clean_mean - baseline.clean_mean
+            r.vs_baseline = None if baseline is None or r is baseline else _paired(r, baseline)
         order = lambda r: (-r.robust_mean, -r.clean_mean, r.defense)  # noqa: E731
         trusted = sorted((r for r in rows if not r.flags), key=order)
         flagged = sorted((r for r in rows if r.flags), key=order)

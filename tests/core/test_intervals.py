@@ -43,3 +43,23 @@ def test_bootstrap_median_of_grid_brackets_spans_them():
     assert low <= 0.1 and high >= 0.15
     with pytest.raises(ValueError):
         bootstrap_median_interval(upper, lower)
+
+
+def test_paired_comparison_mcnemar_and_bootstrap():
+    import numpy as np
+
+    from bench.evaluation.intervals import paired_comparison
+
+    a = np.array([True] * 10 + [False] * 90)
+    b = np.zeros(100, dtype=bool)
+    c = paired_comparison(a, b)
+    assert (c.difference, c.only_a, c.only_b, c.n) == (0.1, 10, 0, 100)
+    assert c.p_value == pytest.approx(2 * 0.5**10) and c.significant  # exact McNemar: 10 discordant pairs, all one way
+    assert c.low < 0.1 < c.high and c.low > 0
+    assert paired_comparison(a, b) == c  # seeded bootstrap: deterministic
+    same = paired_comparison(b, b)
+    assert (same.difference, same.low, same.high, same.p_value, same.significant) == (0.0, 0.0, 0.0, 1.0, False)
+    mixed = paired_comparison(np.array([True, False] * 20), np.array([False, True] * 20))
+    assert mixed.difference == 0 and mixed.p_value == pytest.approx(1.0) and mixed.low < 0 < mixed.high
+    with pytest.raises(ValueError):
+        paired_comparison(a, b[:5])

@@ -158,6 +158,14 @@ def test_page_leads_with_the_leaderboard(report):
     assert "L∞ leaderboard at eps = 0.15" in page
     assert "Wilson score interval of the examples of every seed pooled" in page
 
+    # paired against the baseline on the same images: difference, bootstrap interval, exact McNemar p-value
+    vs = dom.column(board, "vs")
+    assert vs[base] is None and all(v is not None for i, v in enumerate(vs) if i != base)
+    adv = defenses.index("adv_train")
+    assert vs[adv] == pytest.approx(robust[adv] - robust[base], abs=1e-6)
+    assert re.search(r"\+\d+\.\d \[\+\d+\.\d, \+\d+\.\d\], p < 0\.001", dom.tables[board]["rows"][adv]["text"][6])
+    assert "more robust than the baseline on the same images" in page and "McNemar" in page
+
     # figures inlined; per-defense detail: attacks x eps, checks with numbers, training history
     assert [img["src"][:22] for img in dom.images] == ["data:image/png;base64,"] * len(dom.images) and len(dom.images) >= 5
     assert all(img.get("alt") for img in dom.images)
