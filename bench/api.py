@@ -26,12 +26,12 @@ from torch import nn
 from bench.attacks.base import Access
 from bench.data.base import EvaluationData
 from bench.defenses.base import Defense
-from bench.errors import BenchError, ConfigError
+from bench.errors import ConfigError, first_line
 from bench.evaluation import evaluate_attack
 from bench.evaluation.intervals import accuracy_interval
 from bench.evaluation.model_checks import model_checks
 from bench.pipeline import check_protocol, make_attack
-from bench.protocol import Protocol, load_protocol
+from bench.protocol import Protocol, load_protocol, parse
 from bench.records import AttackRecord, ModelSummary, record_path, write_record
 from bench.records.build import attack_record_of
 from bench.records.store import SUMMARY_NAME
@@ -129,7 +129,7 @@ def _num_classes(model: nn.Module, x: torch.Tensor, labels: torch.Tensor) -> int
             logits = model(x[:1])
     except Exception as exc:  # the user's model: any error means it does not accept these images
         raise ConfigError(f"the model does not accept images of shape {list(x.shape[1:])} (C, H, W) in [0, 1]: "
-                          f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+                          f"{type(exc).__name__}: {first_line(exc)}") from None
     if not torch.is_tensor(logits) or logits.dim() != 2 or logits.shape[0] != 1:
         shape = tuple(logits.shape) if torch.is_tensor(logits) else type(logits).__name__
         raise ConfigError(f"the model must return logits of shape [batch, classes]; for one image it returned {shape}")
@@ -176,8 +176,6 @@ def resolve_protocol(protocol: str | Protocol, threat_model: str, eps: Sequence[
     config["evaluation"]["n_examples"] = n
     if batch_size is not None:
         config["evaluation"]["batch_size"] = batch_size
-    from bench.protocol import parse
-
     resolved = parse(config, base.source)
     check_protocol(resolved)
     return resolved
@@ -214,8 +212,11 @@ def evaluate(
     x = _as_images(images)
     y = _as_labels(labels, len(x))
     proto = resolve_protocol(protocol, threat_model, eps, len(x), batch_size)
-    suite = list(attacks) if attacks is not None else [a for a in proto.attacks if _default_attack(proto, a, threat_model)]
-    chosen = [make_attack(proto, a) for a in dict.fromkeys(suite)]
+    if attacks is None:  # the protocol's suite for this threat model, without transfer attacks
+        chosen = [a for a in (make_attack(proto, name) for name in proto.attacks)
+                  if a.threat_model == threat_model and a.access is not Access.TRANSFER]
+    else:
+        chosen = [make_attack(proto, name) for name in dict.fromkeys(attacks)]
     for attack in chosen:
         if attack.threat_model != threat_model:
             raise ConfigError(f"attack {attack.name!r} is a {attack.threat_model} attack; threat_model is {threat_model!r}")
@@ -253,14 +254,6 @@ def evaluate(
     full = max(records, key=lambda r: r.metrics.n_examples)
     return EvaluationResult(name, threat_model, proto, seed, tuple(records), summary, full.metrics.n_examples, was_training,
                             full.metrics.clean_accuracy, worst, per_attack)
-
-
-def _default_attack(protocol: Protocol, name: str, threat_model: str) -> bool:
-    try:
-        attack = make_attack(protocol, name)
-    except BenchError:
-        return False
-    return attack.threat_model == threat_model and attack.access is not Access.TRANSFER
 
 
 def load_evaluation_data(spec: str, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor, str, str]:

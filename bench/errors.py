@@ -31,3 +31,9 @@ class CheckpointError(BenchError):
 
 class TrainingDivergedError(BenchError):
     """The training loss became NaN or infinite."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message: what a one-line error quotes of a library's error."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""

@@ -30,15 +30,19 @@ def _accepted(factory: Callable[..., Any], skip: int = 0) -> str:
     return ", ".join(shown) or "no parameters"
 
 
-def call_factory(kind: str, name: str, entry: Entry, params: Mapping[str, Any], *args: Any, where: str = "") -> Any:
-    """``entry.factory(*args, **params)``, refusing parameters the factory does not take, by name."""
-    params = dict(params)
+def bind(kind: str, name: str, entry: Entry, params: Mapping[str, Any], *args: Any, where: str = "") -> None:
+    """Refuse, by name, parameters the factory does not take (without calling it)."""
     try:
         inspect.signature(entry.factory).bind(*args, **params)
     except TypeError as exc:
         place = f" (from {where})" if where else ""
-        raise ConfigError(f"{kind} {name!r} does not take the parameters {params}{place}: {exc}; "
+        raise ConfigError(f"{kind} {name!r} does not take the parameters {dict(params)}{place}: {exc}; "
                           f"it accepts: {_accepted(entry.factory, len(args))}") from None
+
+
+def call_factory(kind: str, name: str, entry: Entry, params: Mapping[str, Any], *args: Any, where: str = "") -> Any:
+    """``entry.factory(*args, **params)``, its parameters bound first (see :func:`bind`)."""
+    bind(kind, name, entry, params, *args, where=where)
     return entry.factory(*args, **params)
 
 
@@ -106,17 +110,9 @@ def check_protocol(protocol: Protocol) -> None:
         entry = DEFENSES.get(family)
         if ":" in name or not is_family(entry):
             make_defense(protocol, name)
-        else:  # family parameters alone: bind them with a placeholder for the model name
-            try:
-                inspect.signature(entry.factory).bind("<model>", **protocol.defense_params(name))
-            except TypeError as exc:
-                raise ConfigError(f"defense family {name!r} does not take the parameters {protocol.defense_params(name)} "
-                                  f"(from defenses.{name}): {exc}; it accepts: {_accepted(entry.factory, 1)}") from None
-    for kind, spec, registry in (("dataset", protocol.dataset, DATASETS), ("model", protocol.model, MODELS)):
-        entry = registry.get(spec.name)
-        extra = {"in_channels": 1, "num_classes": 2} if kind == "model" else {}
-        try:
-            inspect.signature(entry.factory).bind(**thaw(spec.options), **extra)
-        except TypeError as exc:
-            raise ConfigError(f"{kind} {spec.name!r} does not take the options {thaw(spec.options)} (from the protocol's "
-                              f"{kind} section): {exc}; it accepts: {_accepted(entry.factory)}") from None
+        else:  # the family's own parameters: bound with the model name (``family:<model>``) still to come
+            bind("defense family", name, entry, protocol.defense_params(name), "<model>", where=f"defenses.{name}")
+    bind("dataset", protocol.dataset.name, DATASETS.get(protocol.dataset.name), thaw(protocol.dataset.options),
+         where="the protocol's dataset section")
+    bind("model", protocol.model.name, MODELS.get(protocol.model.name),
+         {**thaw(protocol.model.options), "in_channels": 1, "num_classes": 2}, where="the protocol's model section")

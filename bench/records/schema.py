@@ -23,6 +23,7 @@ harness, an older one must be recomputed.
 from __future__ import annotations
 
 import copy
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -445,7 +446,7 @@ class AnalysisInfo:
 # --- records -----------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Record:
+class Record(ABC):
     """The envelope of every record: when it was written, and the protocol, defense and seed of its model."""
 
     created: str
@@ -464,8 +465,9 @@ class Record:
         return {"schema": SCHEMA_VERSION, "kind": self.kind, "created": self.created, "protocol": self.protocol.to_dict(),
                 "defense": self.defense.to_dict(), "seed": self.seed}
 
+    @abstractmethod
     def to_dict(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The record as the JSON the harness writes, key for key."""
 
     @classmethod
     def accepts(cls, kind: str) -> bool:
@@ -480,8 +482,9 @@ class Record:
         return Fields(data, path, what=cls.WHAT)
 
     @classmethod
+    @abstractmethod
     def from_dict(cls, data: Any, path: Path | str) -> Record:
-        raise NotImplementedError
+        """The typed record of ``data`` read from ``path``, every field it needs checked."""
 
 
 @dataclass(frozen=True)

@@ -102,11 +102,6 @@ def _std(values: list[float]) -> float:
     return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))  # as pandas: ddof 1
 
 
-def wilson(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """The Wilson score interval of a proportion k / n (``bench.evaluation.intervals``)."""
-    return wilson_interval(k, n, confidence)
-
-
 def _eps_key(by_eps: dict[str, Any], eps: float) -> str | None:
     return next((k for k in by_eps if math.isclose(float(k), eps, rel_tol=1e-9, abs_tol=1e-12)), None)
 
@@ -303,7 +298,7 @@ def _leaderboard_rows(models: list[ModelResults], eps: float, threat: str) -> li
                 per_seed_bits[seeds[-1]] = bits
         if not seeds:
             continue
-        rows.append(Row(label, _slug(label), seeds, n, clean, robust, sorted(attacks), found, wilson(k_total, n_total),
+        rows.append(Row(label, _slug(label), seeds, n, clean, robust, sorted(attacks), found, wilson_interval(k_total, n_total, CONFIDENCE),
                         bits=per_seed_bits))
     return rows
 

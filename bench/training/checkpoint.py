@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from bench.errors import CheckpointError
+from bench.errors import CheckpointError, first_line
 from bench.records.atomic import write_atomic
 
 
@@ -25,7 +25,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
         raise CheckpointError(
-            f"checkpoint {path} is corrupt or unreadable ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
+            f"checkpoint {path} is corrupt or unreadable ({type(exc).__name__}: {first_line(exc)}). "
             "It was left untouched: delete it to retrain from the last good state, or rerun with --force to retrain from scratch."
         ) from None
     if not isinstance(state, dict) or "model" not in state:

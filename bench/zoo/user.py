@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from bench.zoo.weights import read_state_dict
-from bench.errors import CheckpointError, ConfigError
+from bench.errors import CheckpointError, ConfigError, first_line
 
 SPEC_HELP = "path/to/file.py:factory or package.module:factory"
 
@@ -84,7 +84,7 @@ def load_user_model(spec: str | None, weights: Path | None, torchscript: Path | 
             return torch.jit.load(str(torchscript), map_location="cpu")
         except Exception as exc:
             raise CheckpointError(f"cannot read {torchscript} as a TorchScript archive (save it with torch.jit.save): "
-                                  f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+                                  f"{type(exc).__name__}: {first_line(exc)}") from None
     model = build_from_spec(spec)
     if weights is not None:
         try:

@@ -7,14 +7,9 @@ from pathlib import Path
 
 import torch
 
-from bench.errors import CheckpointError
+from bench.errors import CheckpointError, first_line
 
 _READ_ERRORS = (pickle.UnpicklingError, RuntimeError, EOFError, OSError, KeyError, ValueError)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else ""
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -27,7 +22,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except _READ_ERRORS as exc:
         raise CheckpointError(f"cannot read {path} as a state dict (loaded with weights_only=True, which refuses pickled "
-                              f"objects; save model.state_dict() instead): {type(exc).__name__}: {_first_line(exc)}") from None
+                              f"objects; save model.state_dict() instead): {type(exc).__name__}: {first_line(exc)}") from None
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.evaluation.intervals import wilson_interval as wilson
 from bench.reporting import write_report
-from bench.reporting.html import wilson, write_html
+from bench.reporting.html import write_html
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "results" / "reference" / "quick-cf725404da42"
