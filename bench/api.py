@@ -31,7 +31,7 @@ from bench.evaluation import evaluate_attack
 from bench.evaluation.intervals import accuracy_interval
 from bench.evaluation.model_checks import model_checks
 from bench.pipeline import check_protocol, make_attack
-from bench.protocol import Protocol, load_protocol, parse
+from bench.protocol import Protocol, load_protocol, middle_eps, parse
 from bench.records import AttackRecord, ModelSummary, record_path, write_record
 from bench.records.build import attack_record_of
 from bench.records.store import SUMMARY_NAME
@@ -236,7 +236,8 @@ def evaluate(
             "evaluated_in_eval_mode": True, "was_in_train_mode": was_training, "trained_now": False,
             "training": {"train_seconds": 0.0, "history": []}}
     bs = proto.evaluation.batch_size
-    pipeline_checks = model_checks(model, x, y, classes, bs, seed)
+    path_eps = middle_eps(proto.eps_grid(threat_model)) if threat_model == "linf" else proto.headline_eps()
+    pipeline_checks = model_checks(model, x, y, classes, bs, seed, path_eps)
     records = []
     for attack in chosen:
         t0 = time.perf_counter()

@@ -10,6 +10,7 @@ lookup never sees a half-filled registry. The dependency runs one way: built-ins
 import importlib.metadata
 
 import bench.attacks.autoattack  # noqa: F401
+import bench.attacks.autopgd  # noqa: F401
 import bench.attacks.decision  # noqa: F401
 import bench.attacks.gradient  # noqa: F401
 import bench.attacks.minimal  # noqa: F401

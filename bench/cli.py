@@ -35,7 +35,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", default="quick", help="a shipped protocol name or a path to a .yaml file (default: quick)")
     p.add_argument("--defense", default="baseline", help="registered defense name (default: baseline)")
     p.add_argument("--attack", action="append", default=None,
-                   help="registered attack name, repeatable; default: every attack the protocol configures")
+                   help="registered attack name, repeatable; default: the protocol's leaderboard suite; all: every attack it configures")
     p.add_argument("--seed", action="append", type=int, default=None, help="seed, repeatable; default: the protocol's seeds")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="override a protocol value, e.g. --set training.epochs=3 (validated against the protocol)")
@@ -111,7 +111,7 @@ def cmd_run(args) -> None:
     from bench.runner import run
 
     protocol = load_protocol(args.protocol, args.overrides)
-    attacks = list(dict.fromkeys(args.attack or protocol.attacks))  # repeated names run once
+    attacks = list(dict.fromkeys(args.attack or protocol.suite()))  # repeated names run once
     if attacks == ["all"]:
         attacks = list(protocol.attacks)
     seeds = args.seed or list(protocol.seeds)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import yaml
 
@@ -93,6 +93,46 @@ class EvaluationSpec:
 
 
 @dataclass(frozen=True)
+class ConvergenceSpec:
+    """The convergence check: ``attack`` rerun with ``steps_factor`` times its steps and ``restarts``
+    restarts on the first ``n_examples``; more than ``tolerance`` lower accuracy flags the attack as
+    not converged (and the stronger run's results enter the worst case)."""
+
+    attack: str
+    steps_factor: int = 4
+    restarts: int = 2
+    n_examples: int = 100
+    tolerance: float = 0.02
+
+    @property
+    def record_name(self) -> str:
+        return f"{self.attack}{CONVERGENCE_SUFFIX}"
+
+
+CONVERGENCE_SUFFIX = "_convergence"
+
+
+@dataclass(frozen=True)
+class LeaderboardSpec:
+    """The attacks whose per-example worst case is the leaderboard number (what a plain
+    ``bench run`` runs), and the convergence check of its main gradient attack."""
+
+    attacks: tuple[str, ...]
+    convergence: ConvergenceSpec | None = None
+
+    @property
+    def runs(self) -> tuple[str, ...]:
+        """Every record the suite writes: its attacks, then the convergence rerun."""
+        return self.attacks + ((self.convergence.record_name,) if self.convergence else ())
+
+
+def middle_eps(grid: Sequence[float]) -> float:
+    """The headline eps of a grid: the middle of its non-zero values (what leaderboards rank by)."""
+    nonzero = sorted(e for e in grid if e > 0) or [0.0]
+    return nonzero[len(nonzero) // 2]
+
+
+@dataclass(frozen=True)
 class Protocol:
     """A parsed, validated protocol. ``config`` is the resolved dict as read: it is what is
     hashed and what every record repeats; the typed fields are the only way code reads it."""
@@ -110,6 +150,14 @@ class Protocol:
     attacks: Mapping[str, Mapping[str, Any]]  # the default suite: attack -> its parameters
     seeds: tuple[int, ...]
     defenses: Mapping[str, Mapping[str, Any]]  # defense -> its parameters
+    leaderboard: LeaderboardSpec | None = None  # None: the leaderboard is the worst case over every attack run
+
+    def suite(self) -> tuple[str, ...]:
+        """What a plain ``bench run`` runs: the leaderboard suite, or every configured attack."""
+        return self.leaderboard.runs if self.leaderboard else tuple(self.attacks)
+
+    def headline_eps(self, threat_model: str = "linf") -> float:
+        return middle_eps(self.threat_models[threat_model])
 
     @property
     def hash(self) -> str:
@@ -352,7 +400,38 @@ def parse(config: Any, source: str) -> Protocol:
         threat_models=_threat_models(source, config["threat_models"]),
         attacks=_parameter_sections(source, "attacks", config["attacks"]),
         seeds=tuple(seeds), defenses=_parameter_sections(source, "defenses", config.get("defenses")),
+        leaderboard=_leaderboard(source, config.get("leaderboard")),
     )
+
+
+def _leaderboard(source: str, data: Any) -> LeaderboardSpec | None:
+    """``leaderboard: {attacks: [...], convergence: {attack: ..., ...}}``; the names are looked up
+    (and the convergence attack's parameters checked) with the other attacks, before any work."""
+    if data is None:
+        return None
+    where = f"protocol {source}: leaderboard"
+    if not isinstance(data, Mapping) or set(data) - {"attacks", "convergence"}:
+        raise ConfigError(f"{where} must be a mapping with the keys attacks (a list of attack names) and, optionally, "
+                          f"convergence; got {data!r}")
+    attacks = data.get("attacks")
+    if not (isinstance(attacks, list) and attacks and all(isinstance(a, str) and a for a in attacks)) or len(set(attacks)) != len(attacks):
+        raise ConfigError(f"{where}.attacks must be a non-empty list of distinct attack names, got {attacks!r}")
+    conv = data.get("convergence")
+    if conv is None:
+        return LeaderboardSpec(tuple(attacks))
+    if not isinstance(conv, Mapping) or "attack" not in conv or set(conv) - {"attack", "steps_factor", "restarts", "n_examples", "tolerance"}:
+        raise ConfigError(f"{where}.convergence must be a mapping with attack (one of leaderboard.attacks) and optionally "
+                          f"steps_factor, restarts, n_examples, tolerance; got {conv!r}")
+    if conv["attack"] not in attacks:
+        raise ConfigError(f"{where}.convergence.attack = {conv['attack']!r} must be one of leaderboard.attacks ({', '.join(attacks)})")
+    spec = ConvergenceSpec(**dict(conv))
+    for key, low in (("steps_factor", 1), ("restarts", 1), ("n_examples", 1)):
+        value = getattr(spec, key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f"{where}.convergence.{key} must be an integer >= {low}, got {value!r}")
+    if isinstance(spec.tolerance, bool) or not isinstance(spec.tolerance, (int, float)) or not 0 <= spec.tolerance < 1:
+        raise ConfigError(f"{where}.convergence.tolerance must be a number in [0, 1), got {spec.tolerance!r}")
+    return LeaderboardSpec(tuple(attacks), spec)
 
 
 # -- overrides

@@ -76,7 +76,7 @@ def attack_seed(protocol: Protocol, defense: Defense, seed: int, todo: list[tupl
     n = min(protocol.evaluation.n_examples, len(dataset.test_y))
     batch_size = protocol.evaluation.batch_size
     x, y = to_float(dataset.test_x[:n], device), dataset.test_y[:n].to(device)
-    pipeline_checks = model_checks(model, x, y, dataset.num_classes, batch_size, seed)
+    pipeline_checks = model_checks(model, x, y, dataset.num_classes, batch_size, seed, protocol.headline_eps())
     randomized = is_randomized(protocol, defense)
     surrogate, surrogate_info = None, None
     for attack, path in todo:

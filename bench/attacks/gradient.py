@@ -9,52 +9,98 @@ parameters are not differentiated.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from bench.attacks.base import Attack
-from bench.attacks.params import bool_param, float_param, int_param
+from bench.attacks.params import bool_param, choice_param, float_param, int_param
 from bench.attacks.threat import THREAT_MODELS, Linf
 from bench.registry import ATTACKS
 
 
-def _input_gradient(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+LOSSES = ("ce", "margin")
+
+
+def attack_loss(logits: torch.Tensor, y: torch.Tensor, loss: str = "ce", target: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-example loss the attack ascends: cross-entropy, or the logit margin (largest wrong logit
+    minus the true one; toward ``target`` when given). The margin's gradient does not vanish when
+    the softmax saturates, and a positive margin means the example is fooled."""
+    logits = logits.float()
+    if loss == "ce":
+        return F.cross_entropy(logits, y, reduction="none")
+    true = logits.gather(1, y[:, None]).squeeze(1)
+    if target is not None:
+        return logits.gather(1, target[:, None]).squeeze(1) - true
+    others = logits.scatter(1, y[:, None], float("-inf"))
+    return others.max(1).values - true
+
+
+def input_gradient(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor, loss: str = "ce",
+                    target: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gradient of the summed loss with respect to the input, and the logits. A pipeline with
+    no differentiable path to its input (a non-differentiable step without a declared gradient)
+    has a zero gradient, which the gradient check flags."""
     x_adv = x_adv.detach().requires_grad_(True)
     logits = model(x_adv)
-    loss = F.cross_entropy(logits.float(), y, reduction="sum")
-    (grad,) = torch.autograd.grad(loss, x_adv)
-    return grad, logits.detach()
+    value = attack_loss(logits, y, loss, target).sum()
+    if not value.requires_grad:
+        return torch.zeros_like(x_adv), logits.detach()
+    (grad,) = torch.autograd.grad(value, x_adv, allow_unused=True)
+    return (torch.zeros_like(x_adv) if grad is None else grad), logits.detach()
+
+
+def step_sizes(size: float, steps: int, schedule: str) -> list[float]:
+    """Per-step sizes: constant, or cosine-annealed from twice ``size`` (large steps explore, small
+    ones refine near the boundary; the mean size stays ``size``)."""
+    if schedule == "constant":
+        return [size] * steps
+    return [size * (1 + math.cos(math.pi * t / steps)) for t in range(steps)]
 
 
 class FGSM(Attack):
     def perturb(self, model, x, y, eps, generator):
-        grad, _ = _input_gradient(model, x, y)
+        grad, _ = input_gradient(model, x, y)
         return (x + Linf.project(Linf.step(torch.zeros_like(x), grad, eps), eps)).clamp(0, 1)
 
 
 class PGD(Attack):
+    """Runs, in order: ``restarts`` untargeted runs on ``loss``, then one run on the targeted margin
+    toward each of the ``targets`` most likely wrong classes (of the clean input); each run steps
+    only the examples no earlier run has fooled."""
+
     warm_start = True
 
     def perturb(self, model, x, y, eps, generator, start=None):
         """``start`` (images within the eps-ball of ``x``) replaces the first restart's random start."""
         threat = THREAT_MODELS[self.threat_model]
-        steps, restarts = int(self.params.get("steps", 20)), int(self.params.get("restarts", 1))
-        size = float(self.params.get("rel_stepsize", 0.1)) * eps
-        random_start = self.params.get("random_start", True)
-        if not self.params.get("early_stop", True):
+        p = self.params
+        steps, restarts = int(p.get("steps", 20)), int(p.get("restarts", 1))
+        sizes = step_sizes(float(p.get("rel_stepsize", 0.1)) * eps, steps, p.get("schedule", "constant"))
+        random_start, loss = p.get("random_start", True), p.get("loss", "ce")
+        if not p.get("early_stop", True):
             delta = threat.random_init(x, eps, generator) if random_start else torch.zeros_like(x)
             x_adv = (x + delta).clamp(0, 1)
-            for _ in range(steps):
-                grad, _ = _input_gradient(model, x_adv, y)
+            for size in sizes:
+                grad, _ = input_gradient(model, x_adv, y, loss)
                 x_adv = (x + threat.project(threat.step(x_adv - x, grad, size), eps)).clamp(0, 1)
             return x_adv
+        runs: list[tuple[str, int | None]] = [(loss, None)] * restarts + [("margin", k) for k in range(int(p.get("targets", 0)))]
+        targets = None
+        if len(runs) > restarts:
+            with torch.no_grad():
+                wrong = model(x).float().scatter(1, y[:, None], float("-inf"))
+            targets = wrong.topk(min(len(runs) - restarts, wrong.shape[1] - 1), dim=1).indices
+            runs = runs[: restarts + targets.shape[1]]
         # Early stop: only examples not yet fooled are stepped (the model is in eval mode, so
         # each example's trajectory is independent of the others in its batch).
         best = x.clone()
         fooled = torch.zeros(len(x), dtype=torch.bool, device=x.device)
-        for restart in range(restarts):
-            if restart == 0 and start is not None:
+        x_adv = x.clone()
+        for run, (run_loss, k) in enumerate(runs):
+            if run == 0 and start is not None:
                 x_adv = start.clone()
             else:
                 delta = threat.random_init(x, eps, generator) if random_start else torch.zeros_like(x)
@@ -69,19 +115,26 @@ class PGD(Attack):
                     best[newly] = x_adv[newly]
                     fooled[newly] = True
                     break
-                grad, logits = _input_gradient(model, x_adv[active], y[active])
+                target = None if k is None else targets[active, k]
+                grad, logits = input_gradient(model, x_adv[active], y[active], run_loss, target)
                 newly = logits.argmax(1) != y[active]
                 best[active[newly]] = x_adv[active[newly]]
                 fooled[active[newly]] = True
                 keep = active[~newly]
-                x_adv[keep] = (x[keep] + threat.project(threat.step(x_adv[keep] - x[keep], grad[~newly], size), eps)).clamp(0, 1)
-        best[~fooled] = x_adv[~fooled]  # not fooled: the last iterate of the last restart
+                x_adv[keep] = (x[keep] + threat.project(threat.step(x_adv[keep] - x[keep], grad[~newly], sizes[step]), eps)).clamp(0, 1)
+        best[~fooled] = x_adv[~fooled]  # not fooled: the last iterate of the last run
         return best
 
 
-def _params(name: str, steps: int, rel_stepsize: float, restarts: int, random_start: bool) -> dict:
+SCHEDULES = ("constant", "cosine")
+
+
+def _params(name: str, steps: int, rel_stepsize: float, restarts: int, random_start: bool, loss: str = "ce",
+            targets: int = 0, schedule: str = "constant") -> dict:
     return {"steps": int_param(name, "steps", steps), "rel_stepsize": float_param(name, "rel_stepsize", rel_stepsize),
-            "restarts": int_param(name, "restarts", restarts), "random_start": bool_param(name, "random_start", random_start)}
+            "restarts": int_param(name, "restarts", restarts), "random_start": bool_param(name, "random_start", random_start),
+            "loss": choice_param(name, "loss", loss, LOSSES), "targets": int_param(name, "targets", targets, minimum=0),
+            "schedule": choice_param(name, "schedule", schedule, SCHEDULES)}
 
 
 @ATTACKS.register("fgsm", description="fast gradient sign method, L_inf, one step of size eps (Goodfellow et al. 2015)")
@@ -90,10 +143,12 @@ def fgsm() -> Attack:
 
 
 @ATTACKS.register("pgd", description="projected gradient descent, L_inf, random start, keeps each example's first success (Madry et al. 2018)")
-def pgd(steps: int = 20, rel_stepsize: float = 0.1, restarts: int = 1, random_start: bool = True) -> Attack:
-    return PGD("pgd", "linf", _params("pgd", steps, rel_stepsize, restarts, random_start))
+def pgd(steps: int = 20, rel_stepsize: float = 0.1, restarts: int = 1, random_start: bool = True, loss: str = "ce",
+        targets: int = 0, schedule: str = "constant") -> Attack:
+    return PGD("pgd", "linf", _params("pgd", steps, rel_stepsize, restarts, random_start, loss, targets, schedule))
 
 
 @ATTACKS.register("pgd_l2", description="projected gradient descent, L_2, random start in the ball, normalised gradient steps")
-def pgd_l2(steps: int = 20, rel_stepsize: float = 0.1, restarts: int = 1, random_start: bool = True) -> Attack:
-    return PGD("pgd_l2", "l2", _params("pgd_l2", steps, rel_stepsize, restarts, random_start))
+def pgd_l2(steps: int = 20, rel_stepsize: float = 0.1, restarts: int = 1, random_start: bool = True, loss: str = "ce",
+        targets: int = 0, schedule: str = "constant") -> Attack:
+    return PGD("pgd_l2", "l2", _params("pgd_l2", steps, rel_stepsize, restarts, random_start, loss, targets, schedule))

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bench.evaluation.checks import check
+from bench.protocol import CONVERGENCE_SUFFIX
 
 TOLERANCE = 0.01  # accuracy difference below which two attacks count as equally strong
 
@@ -50,14 +51,48 @@ def worst_case(records: Sequence[AttackRecord]) -> dict[str, dict[str, dict[str,
     return out
 
 
-def _accuracy(rec: AttackRecord) -> dict[str, float]:
-    return rec.metrics.robust_accuracy
+def _common_accuracy(a: AttackRecord, b: AttackRecord) -> dict[str, tuple[float, float, int]]:
+    """Per eps both evaluated: the two robust accuracies on the examples both attacked (the first n,
+    since an attack on a subset takes the first examples), and n."""
+    out = {}
+    for eps, bits_a in a.metrics.per_example.robust.items():
+        bits_b = _bits(b, eps)
+        if bits_b is None:
+            continue
+        n = min(len(bits_a), len(bits_b))
+        if n:
+            out[eps] = (bits_a[:n].count("1") / n, bits_b[:n].count("1") / n, n)
+    return out
 
 
-def _weaker(strong: AttackRecord, weak: AttackRecord) -> list[tuple[str, float, float]]:
-    """Eps values where ``strong`` (expected stronger) leaves more accuracy than ``weak``."""
-    a, b = _accuracy(strong), _accuracy(weak)
-    return [(eps, a[eps], b[eps]) for eps in a if eps in b and a[eps] > b[eps] + TOLERANCE]
+def _weaker(strong: AttackRecord, weak: AttackRecord, tolerance: float = TOLERANCE) -> list[tuple[str, float, float]]:
+    """Eps values where ``strong`` (expected stronger) leaves more accuracy than ``weak`` on the same examples."""
+    return [(eps, a, b) for eps, (a, b, _) in _common_accuracy(strong, weak).items() if a > b + tolerance]
+
+
+def convergence_checks(records: Sequence[AttackRecord]) -> list[dict[str, Any]]:
+    """Each ``<attack>_convergence`` record (the attack rerun with several times its steps and more
+    restarts, on a subset) must not leave less accuracy than ``<attack>`` on the same examples."""
+    by_name = {rec.attack.name: rec for rec in records}
+    found = []
+    for name, rec in sorted(by_name.items()):
+        base = by_name.get(name.removesuffix(CONVERGENCE_SUFFIX)) if name.endswith(CONVERGENCE_SUFFIX) else None
+        if base is None:
+            continue
+        tolerance = float(rec.attack.params.get("tolerance", 0.02))
+        bad = _weaker(base, rec, tolerance)
+        p = rec.attack.params
+        found.append(check(
+            "attack_converged", not bad,
+            f"{base.attack.name} with {p.get('steps')} steps and {p.get('restarts')} restarts on the first {p.get('n_examples')} "
+            f"examples lowers no accuracy by more than {100 * tolerance:g} points" if not bad else
+            f"{base.attack.name} has not converged: with {p.get('steps')} steps and {p.get('restarts')} restarts accuracy falls at "
+            + ", ".join(f"eps {e} ({100 * a:.1f} % -> {100 * b:.1f} %)" for e, a, b in bad)
+            + "; the stronger run's results are in the worst case",
+            violations=[{"eps": e, "attack": a, "stronger": b} for e, a, b in bad], threat_model=base.attack.threat_model,
+            attack_checked=base.attack.name, tolerance=tolerance,
+        ))
+    return found
 
 
 def cross_attack_checks(records: Sequence[AttackRecord]) -> list[dict[str, Any]]:
@@ -72,6 +107,7 @@ def cross_attack_checks(records: Sequence[AttackRecord]) -> list[dict[str, Any]]
             + ": the iterative attack is failing (masked gradients or a bad step size)",
             violations=[{"eps": e, "pgd": p, "fgsm": f} for e, p, f in bad], threat_model="linf",
         ))
+    found += convergence_checks(records)
     for threat in sorted({rec.attack.threat_model for rec in records}):
         recs = [rec for rec in records if rec.attack.threat_model == threat]
         white = [rec for rec in recs if rec.attack.needs_gradients]
@@ -80,16 +116,20 @@ def cross_attack_checks(records: Sequence[AttackRecord]) -> list[dict[str, Any]]
             continue
         violations = []
         for b in black:
-            for eps, acc_black in _accuracy(b).items():
-                white_accs = [_accuracy(w)[eps] for w in white if eps in _accuracy(w)]
-                if white_accs and min(white_accs) > acc_black + TOLERANCE:
-                    violations.append({"eps": eps, "black_box": b.attack.name, "black_box_accuracy": acc_black,
-                                       "best_white_box_accuracy": min(white_accs)})
+            for eps in b.metrics.per_example.robust:
+                # per white-box attack, on the examples both evaluated
+                pairs = [(w.attack.name, *_common_accuracy(w, b)[eps]) for w in white if eps in _common_accuracy(w, b)]
+                if not pairs:
+                    continue
+                best = min(pairs, key=lambda t: t[1] - t[2])  # the white-box attack closest to the black-box one
+                if best[1] > best[2] + TOLERANCE:
+                    violations.append({"eps": eps, "black_box": b.attack.name, "black_box_accuracy": best[2],
+                                       "best_white_box": best[0], "best_white_box_accuracy": best[1], "n_examples": best[3]})
         found.append(check(
             f"white_box_beats_black_box_{threat}", not violations,
-            "no gradient-free attack beats the best gradient attack" if not violations else
-            "; ".join(f"{v['black_box']} at eps {v['eps']}: {100 * v['black_box_accuracy']:.1f} % vs best white-box "
-                      f"{100 * v['best_white_box_accuracy']:.1f} %" for v in violations)
+            "no gradient-free or transfer attack beats the best gradient attack" if not violations else
+            "; ".join(f"{v['black_box']} at eps {v['eps']}: {100 * v['black_box_accuracy']:.1f} % vs {v['best_white_box']} "
+                      f"{100 * v['best_white_box_accuracy']:.1f} % on the same {v['n_examples']} examples" for v in violations)
             + ": gradients are misleading (gradient masking suspected)",
             violations=violations, threat_model=threat,
         ))

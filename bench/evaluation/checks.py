@@ -17,6 +17,32 @@ def check(name: str, ok: bool, detail: str, **numbers: Any) -> dict[str, Any]:
     return {"name": name, "status": "pass" if ok else "flag", "detail": detail, **numbers}
 
 
+# What to run when a check flags: the attack that would expose what the flag suspects. Reports
+# show it beside every flagged defense (docs/methods.md#8-sanity-checks).
+NEXT_ATTACK = {
+    "gradients_informative": "square and transfer_pgd (no gradients of the target), or declare a differentiable "
+                             "approximation in attack_view (BPDA)",
+    "loss_increases_along_path": "square and transfer_pgd, then an adaptive attack on a smoothed attack_view (BPDA/EOT)",
+    "unbounded_attack_succeeds": "square with more queries, and pgd with loss margin on an adaptive attack_view",
+    "attack_converged": "the attack with more steps and restarts (leaderboard.convergence), or apgd_t",
+    "white_box_beats_black_box": "an adaptive white-box attack (BPDA or EOT in attack_view); meanwhile the black-box figure "
+                                 "is the worst case",
+    "iterative_beats_single_step": "pgd with loss margin and a cosine step schedule, or apgd_ce",
+    "monotone_in_eps": "pgd with more restarts (the per-example worst case over smaller eps is reported meanwhile)",
+    "repeated_passes_agree": "declare the defense randomized so that gradient attacks use EOT",
+    "eps_zero_matches_clean": "check the attack returns the clean image at eps 0 (a bug, not masking)",
+    "adversarial_examples_valid": "fix the attack: invalid examples are counted as failed attacks",
+}
+
+
+def next_attack(check_name: str) -> str:
+    """The attack to run next after ``check_name`` flags (names with a threat-model suffix included)."""
+    for name, advice in NEXT_ATTACK.items():
+        if check_name == name or check_name.startswith(name + "_"):
+            return advice
+    return "a stronger or adaptive attack (docs/methods.md#8-sanity-checks)"
+
+
 def adversarial_validity(n_checked: int, n_invalid: int, worst_excess: float) -> dict[str, Any]:
     return check(
         "adversarial_examples_valid",

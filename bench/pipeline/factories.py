@@ -88,6 +88,11 @@ def make_defense(protocol: Protocol, name: str) -> Defense:
 
 
 def make_attack(protocol: Protocol, name: str) -> Attack:
+    """The attack ``name`` with the protocol's parameters; ``<attack>_convergence`` is the
+    leaderboard's convergence rerun of ``<attack>`` (more steps and restarts, on a subset)."""
+    conv = protocol.leaderboard.convergence if protocol.leaderboard else None
+    if conv is not None and name == conv.record_name:
+        return convergence_attack(protocol)
     attack = call_factory("attack", name, ATTACKS.get(name), protocol.attack_params(name), where=f"attacks.{name}")
     if attack.threat_model not in protocol.threat_models:
         valid = ", ".join(protocol.threat_models)
@@ -96,12 +101,23 @@ def make_attack(protocol: Protocol, name: str) -> Attack:
     return attack
 
 
+def convergence_attack(protocol: Protocol) -> Attack:
+    conv = protocol.leaderboard.convergence
+    base = make_attack(protocol, conv.attack)
+    if not {"steps", "restarts"} <= set(base.params):
+        raise ConfigError(f"protocol {protocol.name}: leaderboard.convergence.attack = {conv.attack!r} has no steps and restarts "
+                          "to multiply; accepted: an iterative attack such as pgd, pgd_l2, apgd_ce or apgd_t")
+    params = {**base.params, "steps": base.params["steps"] * conv.steps_factor,
+              "restarts": max(conv.restarts, base.params["restarts"]), "n_examples": conv.n_examples, "tolerance": conv.tolerance}
+    return type(base)(conv.record_name, base.threat_model, params)
+
+
 def check_protocol(protocol: Protocol) -> None:
     """Build every attack of the protocol's suite and every configured defense once (their
     factories check each value's range), and bind the data set's and model's options: all
     before any work. Sections for defenses that are not registered (a plugin not loaded in
     this run) are left for when that defense is asked for."""
-    for name in protocol.attacks:
+    for name in dict.fromkeys([*protocol.attacks, *protocol.suite()]):
         make_attack(protocol, name)
     for name in protocol.defenses:
         family = name.split(":", 1)[0]

@@ -37,6 +37,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from bench.errors import BenchError
+from bench.evaluation.checks import next_attack
 from bench.evaluation.intervals import PairedComparison, paired_comparison, wilson_interval
 from bench.records.results import ModelResults, Results, load_results
 from bench.records.schema import Check
@@ -486,6 +487,7 @@ def _environment() -> Environment:
                       autoescape=select_autoescape(enabled_extensions=("html", "j2"), default=True),
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["threat"] = _threat
+    env.filters["next_attack"] = next_attack
     env.filters["pct"] = _pct
     env.filters["g"] = lambda v: "" if v is None else f"{v:g}"
     return env

@@ -39,8 +39,7 @@ def write_report(results_dir: Path, reports_dir: Path, html: bool = False) -> li
     written[1].write_text(header + "## Leaderboard (robust accuracy %)\n\n" + leaderboard(table)
                           + "\n## All figures\n\n" + to_markdown(table))
     written.append(reports_dir / "leaderboard.md")
-    written[-1].write_text("# Leaderboard: worst case over attacks, L_inf\n\nRows sorted by robust accuracy at the middle eps; "
-                           "accuracy in percent (mean ± std over seeds).\n\n" + headline(table, frame))
+    written[-1].write_text("# Leaderboard: worst case over attacks, L_inf\n\n" + headline(table, frame, results=results))
     written += plots.accuracy_vs_eps(table, reports_dir)
     written += plots.tradeoff(table, reports_dir, eps_ref)
     written += plots.details(table, reports_dir)

@@ -14,6 +14,9 @@ from pathlib import Path
 import pandas as pd
 
 from bench.records.results import Results, load_results
+from bench.evaluation.checks import next_attack
+from bench.evaluation.intervals import accuracy_interval
+from bench.protocol import middle_eps
 from bench.records.schema import AttackRecord, flags
 
 KEYS = ["protocol", "protocol_hash", "defense", "attack", "threat_model", "eps"]
@@ -125,36 +128,86 @@ def leaderboard(table: pd.DataFrame) -> str:
     return "\n".join(parts)
 
 
-def headline(table: pd.DataFrame, frame: pd.DataFrame, threat: str = "linf") -> str:
-    """The README's leaderboard: per protocol, each defense's worst case over its attacks, with the
-    protocol hash, the attacks, the number of examples and seeds, and the date of the newest record."""
+def _cell(mean: float, std: float, seeds: int, n: int) -> str:
+    """Robust accuracy in percent with its uncertainty: the 95 % Wilson interval over the n examples
+    for one seed, the mean ± std over seeds otherwise."""
+    if seeds >= 2:
+        return f"{100 * mean:.1f} ± {100 * std:.1f}"
+    low, high = accuracy_interval(mean, n) if n else (mean, mean)
+    return f"{100 * mean:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
+
+
+def _short(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + " …"
+
+
+def flag_reasons(results: Results | None) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    """(protocol hash, defense) -> [(flagged check, its detail)] from every seed's summary, first seed's detail kept."""
+    out: dict[tuple[str, str], dict[str, str]] = {}
+    for model in (results.models if results is not None else ()):
+        first = model.attack_records[0]
+        found = out.setdefault((first.protocol.short_hash, first.defense.label), {})
+        checks = list(model.summary.cross_attack_checks) + list(model.summary.attack_checks)
+        for c in checks:
+            if not c.passed and c.name not in found:
+                found[c.name] = c.detail
+    return {key: sorted(v.items()) for key, v in out.items()}
+
+
+def headline(table: pd.DataFrame, frame: pd.DataFrame, threat: str = "linf", results: Results | None = None) -> str:
+    """The leaderboard: per protocol, each defense's worst case over its attacks. Defenses whose
+    every check passed are ranked by robust accuracy at the middle eps; flagged ones are listed
+    apart, unranked, with the checks that flagged them, why, and the attack to run next."""
+    reasons = flag_reasons(results)
     parts = []
     worst = table[(table["attack"] == WORST) & (table["threat_model"] == threat)]
     for (protocol, phash), part in worst.groupby(["protocol", "protocol_hash"], sort=True):
-        runs = frame[(frame["protocol_hash"] == phash) & (frame["threat_model"] == threat)]
-        attacks = sorted(set(runs.loc[runs["attack"] != WORST, "attack"]))
-        grid = sorted(part["eps"].unique())
+        runs = frame[(frame["protocol_hash"] == phash) & (frame["threat_model"] == threat) & (frame["attack"] != WORST)]
+        covered = runs.groupby("attack")["n_examples"].max().sort_index()
+        attacks = ", ".join(f"{a} (n = {n})" for a, n in covered.items())
+        grid = sorted(e for e in part["eps"].unique() if e > 0)  # eps 0 is the clean column
+        middle = middle_eps(grid)
         date = str(runs["created"].max())[:10]
-        head = ["defense", "clean %"] + [f"eps {e:g}" for e in grid] + ["sanity checks"]
-        lines = [f"**{protocol}** (hash {phash}; {threat}; worst case over {', '.join(attacks)}; "
-                 f"{int(part['n_examples'].max())} test images; {int(part['seeds'].max())} seed(s); records of {date})", "",
-                 "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        order = part[part["eps"] == grid[len(grid) // 2]].sort_values("robust_mean", ascending=False)["defense"]
-        for defense in order:
-            rows = part[part["defense"] == defense]
-            by_eps = {r.eps: _pm(r.robust_mean, r.robust_std, r.seeds) for r in rows.itertuples()}
+        seeds = int(part["seeds"].max())
+        spread = "mean ± std over seeds" if seeds >= 2 else "[95 % Wilson interval over the examples]"
+        lines = [f"## {protocol} (hash {phash}), {threat}", "",
+                 f"Robust accuracy in percent, {spread}: per example, the worst case over {attacks}; "
+                 f"{int(part['n_examples'].max())} test images; {seeds} seed(s); records of {date}.", ""]
+        by_defense = {d: rows for d, rows in part.groupby("defense")}
+        robust_at = {d: float(rows.loc[rows["eps"] == middle, "robust_mean"].iloc[0]) if (rows["eps"] == middle).any() else -1.0
+                     for d, rows in by_defense.items()}
+        flagged = {d for d, rows in by_defense.items() if any(v for v in rows["flags"])}
+        order = sorted(by_defense, key=lambda d: (-robust_at[d], d))
+
+        def cells(rows: pd.DataFrame) -> list[str]:
+            by_eps = {r.eps: _cell(r.robust_mean, r.robust_std, r.seeds, int(r.n_examples)) for r in rows.itertuples()}
             first = rows.iloc[0]
-            flags = sorted({f for v in rows["flags"] for f in v.split(";") if f})
-            lines.append("| " + " | ".join([defense, _pm(first.clean_mean, first.clean_std, first.seeds)]
-                                         + [by_eps.get(e, "") for e in grid] + ["FLAG: " + ", ".join(flags) if flags else "pass"]) + " |")
+            return [_cell(first.clean_mean, first.clean_std, first.seeds, int(first.n_examples))] + [by_eps.get(e, "") for e in grid]
+
+        head = ["rank", "defense", "clean %"] + [f"eps {e:g}" for e in grid]
+        lines += [f"Ranked: every sanity check passed; ordered by robust accuracy at eps {middle:g}.", "",
+                  "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        trusted = [d for d in order if d not in flagged]
+        for rank, defense in enumerate(trusted, 1):
+            lines.append("| " + " | ".join([str(rank), defense] + cells(by_defense[defense])) + " |")
+        if not trusted:
+            lines.append("| | (no defense passed every check) |" + " |" * (len(head) - 2))
+        if flagged:
+            head = ["defense", "clean %"] + [f"eps {e:g}" for e in grid] + ["flagged: why", "run next"]
+            lines += ["", "Not ranked: a sanity check suspects that the attacks failed on these defenses, so their numbers "
+                      "are upper bounds at best, whatever their value.", "",
+                      "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+            for defense in [d for d in order if d in flagged]:
+                rows = by_defense[defense]
+                names = sorted({f for v in rows["flags"] for f in v.split(";") if f})
+                details = dict(reasons.get((phash, defense), []))
+                why = "; ".join(f"**{n}**: {_short(details[n])}" if n in details else f"**{n}**" for n in names)
+                advice = "; ".join(dict.fromkeys(next_attack(n) for n in names))
+                lines.append("| " + " | ".join([defense] + cells(rows) + [why.replace("|", "/"), advice]) + " |")
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)
 
 
 def reference_eps(table) -> dict[tuple[str, str], float]:
     """The tradeoff plot's eps per (protocol, threat model): the middle of the non-zero grid."""
-    out = {}
-    for (protocol, threat), part in table.groupby(["protocol", "threat_model"]):
-        grid = sorted(e for e in part["eps"].unique() if e > 0) or [0.0]
-        out[(protocol, threat)] = grid[len(grid) // 2]
-    return out
+    return {(protocol, threat): middle_eps(part["eps"].unique()) for (protocol, threat), part in table.groupby(["protocol", "threat_model"])}

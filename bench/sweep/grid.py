@@ -233,7 +233,7 @@ def load_grid(path: Path, executors: Collection[str]) -> Grid:
         except BenchError as exc:
             problems.append(f"protocol: {exc}")
         else:  # names can only be checked against a protocol: attack parameters and eps grids live there
-            attacks = attacks or list(base.attacks)
+            attacks = attacks or list(base.suite())  # default: the leaderboard suite
             seeds = seeds or list(base.seeds)
             for name in attacks:
                 try:

@@ -51,7 +51,8 @@ def test_run_writes_self_describing_records(quick_run):
     assert m["robust_accuracy"]["0"] == m["clean_accuracy"] >= m["robust_accuracy"]["0.1"] >= m["robust_accuracy"]["0.3"]
     assert len(m["per_example"]["clean"]) == 64
     assert {c["name"] for c in rec["checks"]} == {"adversarial_examples_valid", "eps_zero_matches_clean", "monotone_in_eps",
-                                                  "gradients_informative", "repeated_passes_agree", "unbounded_attack_reaches_chance"}
+                                                  "gradients_informative", "repeated_passes_agree", "loss_increases_along_path",
+                                                  "unbounded_attack_succeeds"}
     assert all(c["status"] == "pass" for c in rec["checks"]), rec["checks"]
     assert m["rank"]["clean"]["top5"] >= m["clean_accuracy"] and 0 < m["rank"]["adversarial"]["0.3"]["mrr"] <= 1
     summary = json.loads(paths[3].read_text())
@@ -94,18 +95,23 @@ def test_report_writes_tables_and_figures(quick_run):
     assert "| quick (" in md and "baseline" in md and "pgd (linf)" in md
     # the README's leaderboard: the worst case over the L_inf attacks, with what it was measured on
     board = (work / "reports" / "leaderboard.md").read_text()
-    assert f"**quick** (hash {rec['protocol']['hash'][:12]}; linf; worst case over fgsm, pgd; " in board
-    assert f"records of {rec['created'][:10]})" in board
-    row = next(line for line in board.splitlines() if line.startswith("| baseline |"))
+    assert f"## quick (hash {rec['protocol']['hash'][:12]}), linf" in board
+    assert "the worst case over fgsm (n = 64), pgd (n = 64); 64 test images; 1 seed(s)" in board
+    assert f"records of {rec['created'][:10]}." in board
+    row = next(line for line in board.splitlines() if re.match(r"\| (1 \| )?baseline \|", line))
+    cells = row.split(" | ")[2 if row.startswith("| 1 |") else 1:]
     worst = json.loads((work / "results").rglob("summary.json").__next__().read_text())["worst_case"]["linf"]
-    assert row.split(" | ")[2:-1] == [f"{100 * w['accuracy']:.1f}" for w in worst.values()]
+    nonzero = [w for eps, w in worst.items() if float(eps) > 0]
+    # clean, then each eps: the accuracy and its 95 % Wilson interval over the 64 examples
+    assert [c.split(" [")[0] for c in cells[1 : 1 + len(nonzero)]] == [f"{100 * w['accuracy']:.1f}" for w in nonzero]
+    assert all(re.fullmatch(r"\d+\.\d \[\d+\.\d, \d+\.\d\]", c) for c in cells[: 1 + len(nonzero)])
 
 
 @pytest.mark.parametrize(
     "args, message",
     [
         (["run", "--defense", "nope"], "unknown defense 'nope'; valid defenses: adv_train, baseline"),
-        (["run", "--attack", "nope"], "unknown attack 'nope'; valid attacks: autoattack, autoattack_l2, boundary"),
+        (["run", "--attack", "nope"], "unknown attack 'nope'; valid attacks: apgd_ce, apgd_ce_l2, apgd_t"),
         (["run", "--protocol", "nope"], "unknown protocol 'nope'"),
         (["run", "--set", "training.epochs=x"], "training.epochs is a integer"),
         (["run", "--set", "training.optimiser=sgd"], "unknown protocol key 'training.optimiser'"),

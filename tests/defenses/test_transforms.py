@@ -62,7 +62,11 @@ def test_median_filter_matches_scipy_and_bpda_passes_the_gradient_straight_throu
     grad = input_grad(view, x, y)
     assert grad.abs().sum() > 0
     expected = input_grad(trained_cnn, pipe.transform(x), y)  # identity backward at t(x)
-    torch.testing.assert_close(grad, expected, rtol=1e-3, atol=1e-5 * expected.abs().max().item())
+    # An ulp in the forward value can flip a max-pool or ReLU tie, which moves a few gradient entries:
+    # the two agree up to those few (seen: 37 of 12544 entries, on one CPU and not on another).
+    close = torch.isclose(grad, expected, rtol=1e-3, atol=1e-5 * expected.abs().max().item())
+    assert close.float().mean() > 0.99
+    assert torch.nn.functional.cosine_similarity(grad.flatten(), expected.flatten(), dim=0) > 0.999
     assert not torch.allclose(grad, input_grad(trained_cnn, x, y), rtol=1e-3, atol=1e-3 * expected.abs().max().item())
     assert attack_view(DEFENSES.create("median_filter", gradient="exact").wrap(trained_cnn)) is not view
 

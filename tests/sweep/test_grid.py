@@ -29,8 +29,8 @@ def test_mapping_form_expands_every_combination_into_protocol_overrides(tmp_path
     assert last.hash == load_protocol("quick", [*TINY, "defenses.pixel_sim.alpha=4.0", "defenses.pixel_sim.n_images=200"]).hash
     assert len({v.protocol.hash for v in grid.variants}) == 5
     assert grid.variants[0].protocol.hash == load_protocol("quick", TINY).hash
-    # defaults: the protocol's attacks, the local executor
-    assert grid.attacks == tuple(load_protocol("quick").attacks) and grid.executor == "local" and grid.workers is None
+    # defaults: the protocol's leaderboard suite, the local executor
+    assert grid.attacks == load_protocol("quick").suite() and grid.executor == "local" and grid.workers is None
     jobs = expand(grid, Target(tmp_path / "r", tmp_path / "c"))
     assert [j.label for j in jobs][:3] == ["baseline seed 3", "baseline seed 4", "pixel_sim[alpha=1.0, n_images=100] seed 3"]
     assert len(jobs) == 10 and all(j.attacks == grid.attacks for j in jobs)

@@ -1,0 +1,85 @@
+"""The gap between an attack of the harness and AutoAttack (standard) on the same models and images.
+
+For each defense (trained, resumed or reloaded exactly as ``bench run`` does, from the
+checkpoint folder) and each eps of the protocol's L_inf grid, runs AutoAttack standard on the
+first ``--n`` test images and the attack under test (``pgd`` at the protocol's defaults unless
+``--attack``), and prints both robust accuracies and the gap in points. AutoAttack's per-example
+results are cached in ``--cache`` (keyed by the model's training key, defense, seed and n), so that a
+change to the attack under test is measured again in seconds. Prints one JSON object.
+
+    python benchmarks/autoattack_gap.py --defense baseline --defense pixel_sim
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from bench.data.base import to_float
+from bench.evaluation import evaluate_attack
+from bench.pipeline import Settings, load_data, make_attack, make_defense, obtain_model, training_key
+from bench.protocol import load_protocol
+
+
+def robust_bits(outcome, eps_list: list[float]) -> dict[str, str]:
+    """Per eps, '1' where the example survived (as the harness reports it: worst case over eps' <= eps)."""
+    return {f"{e:g}": "".join("1" if b else "0" for b in outcome.robust_correct[e].tolist()) for e in eps_list}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--protocol", default="quick")
+    ap.add_argument("--defense", action="append", default=None)
+    ap.add_argument("--attack", default="pgd", help="the harness attack compared with AutoAttack")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--n", type=int, default=200, help="the first n test images")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], help="protocol override key=value")
+    ap.add_argument("--checkpoints", type=Path, default=Path("checkpoints"))
+    ap.add_argument("--cache", type=Path, default=Path("checkpoints/autoattack-cache.json"))
+    args = ap.parse_args()
+    protocol = load_protocol(args.protocol, args.overrides)
+    data = load_data(protocol)
+    settings = Settings(checkpoint_dir=args.checkpoints, progress=False)
+    device = settings.resolved_device()
+    cache = json.loads(args.cache.read_text()) if args.cache.exists() else {}
+    grid = [e for e in protocol.eps_grid("linf") if e > 0]
+    reference = make_attack(protocol, "autoattack")
+    reference.params["n_examples"] = args.n
+    tested = make_attack(protocol, args.attack)
+    out = {"protocol": protocol.name, "hash": protocol.short_hash, "seed": args.seed, "n_examples": args.n,
+           "attack": args.attack, "params": tested.params, "defenses": {}}
+    for name in args.defense or ["baseline", "pixel_sim"]:
+        defense = make_defense(protocol, name)
+        model = obtain_model(protocol, defense, data, args.seed, settings).pipeline
+        x = to_float(data.dataset.test_x[: args.n], device)
+        y = data.dataset.test_y[: args.n].to(device)
+        key = f"{training_key(protocol, defense, args.seed)}/{defense.name}/{args.seed}/{args.n}"  # the model, not the attacks
+        t0 = time.perf_counter()
+        if key not in cache:
+            outcome = evaluate_attack(model, reference, x, y, [0.0, *grid], len(x), args.seed, False, "independent", False)
+            cache[key] = robust_bits(outcome, grid)
+            args.cache.parent.mkdir(parents=True, exist_ok=True)
+            args.cache.write_text(json.dumps(cache))
+        aa_seconds = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        outcome = evaluate_attack(model, tested, x, y, [0.0, *grid], len(x), args.seed, False, "independent", False)
+        seconds = time.perf_counter() - t0
+        ours = robust_bits(outcome, grid)
+        rows = {}
+        for e in grid:
+            a, b = cache[key][f"{e:g}"], ours[f"{e:g}"]
+            aa, mine = 100 * a.count("1") / len(a), 100 * b.count("1") / len(b)
+            missed = sum(1 for i, j in zip(a, b) if i == "0" and j == "1")  # AutoAttack fooled, the attack did not
+            rows[f"{e:g}"] = {"autoattack": aa, args.attack: mine, "gap_points": round(mine - aa, 2), "missed_by_attack": missed}
+        out["defenses"][name] = {"eps": rows, "max_gap_points": max(r["gap_points"] for r in rows.values()),
+                                 "attack_seconds": round(seconds, 1), "autoattack_seconds": round(aa_seconds, 1)}
+        print(name, json.dumps(out["defenses"][name]), flush=True)
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
