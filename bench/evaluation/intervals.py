@@ -10,7 +10,10 @@
   grid): the interval then runs from the bootstrap low of the lower bounds' median to the
   bootstrap high of the upper bounds' median, over the same resamples;
 * :func:`paired_comparison`: two defenses on the same examples: the difference of their
-  accuracies with a paired bootstrap interval, and the exact McNemar p-value.
+  accuracies with a paired bootstrap interval, and the exact McNemar p-value;
+* :func:`hierarchical_interval`: the mean accuracy over seeds with a two-level bootstrap
+  interval (resample the seeds, then the examples within each drawn seed), so that both the
+  training randomness and the finite test set widen it; with one seed it is the Wilson interval.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import binomtest
 
-__all__ = ["accuracy_interval", "bootstrap_median_interval", "paired_comparison", "wilson_interval", "BOOTSTRAP_RESAMPLES",
-           "BOOTSTRAP_SEED", "PairedComparison"]
+__all__ = ["accuracy_interval", "bootstrap_median_interval", "hierarchical_interval", "paired_comparison", "wilson_interval",
+           "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "PairedComparison"]
 
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
@@ -90,3 +93,30 @@ def paired_comparison(a: np.ndarray, b: np.ndarray, confidence: float = 0.95, re
     tail = (1 - confidence) / 2
     low, high = np.quantile(means, [tail, 1 - tail])
     return PairedComparison(float(diff.mean()), float(low), float(high), min(p, 1.0), len(a), only_a, only_b)
+
+
+def hierarchical_interval(outcomes: list, confidence: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES,
+                          seed: int = BOOTSTRAP_SEED) -> tuple[float, float, float]:
+    """(mean over seeds, low, high) of per-seed accuracies, from per-example outcomes per seed.
+
+    ``outcomes``: one 1-D boolean array per seed (the seeds may have different lengths). One
+    seed: its accuracy and the Wilson interval over its examples. Several: each resample draws
+    as many seeds as there are, with replacement, then for each drawn seed as many examples as
+    it has, with replacement, and averages the drawn seeds' accuracies; the interval is the
+    percentile interval of those averages (Davison & Hinkley 1997, section 3.8)."""
+    arrays = [np.asarray(o, dtype=bool) for o in outcomes]
+    if not arrays or any(a.ndim != 1 or len(a) == 0 for a in arrays):
+        raise ValueError("need at least one seed, each with a non-empty 1-D array of outcomes")
+    means = np.array([a.mean() for a in arrays])
+    if len(arrays) == 1:
+        low, high = wilson_interval(int(arrays[0].sum()), len(arrays[0]), confidence)
+        return float(means[0]), low, high
+    rng = np.random.default_rng(seed)
+    sizes = np.array([len(a) for a in arrays])
+    drawn = rng.integers(0, len(arrays), size=(resamples, len(arrays)))
+    # each drawn seed gets its own resample of its examples, whose accuracy is exactly
+    # binomial(n, p_seed) / n: drawn directly instead of indexing n examples
+    averages = (rng.binomial(sizes[drawn], means[drawn]) / sizes[drawn]).mean(axis=1)
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(averages, [tail, 1 - tail])
+    return float(means.mean()), float(low), float(high)

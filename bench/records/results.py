@@ -12,6 +12,8 @@ results never writes them). Every report starts from
 
 from __future__ import annotations
 
+import math
+
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,20 @@ class ModelResults:
     @property
     def attack_records(self) -> list[AttackRecord]:
         return [rec for _, rec in self.records]
+
+    def worst_bits(self, threat: str, eps: float) -> str | None:
+        """Per example, "1" if it survived every attack of ``threat`` that evaluated it at ``eps``
+        (as ``bench.evaluation.aggregate.worst_case`` counts it); None if no attack did."""
+        covering = []
+        for r in self.attack_records:
+            if r.attack.threat_model == threat:
+                key = next((k for k in r.metrics.per_example.robust if math.isclose(float(k), eps, rel_tol=1e-9, abs_tol=1e-12)), None)
+                if key is not None:
+                    covering.append(r.metrics.per_example.robust[key])
+        if not covering:
+            return None
+        n = max(len(b) for b in covering)
+        return "".join("1" if all(b[i] == "1" for b in covering if i < len(b)) else "0" for i in range(n))
 
 
 @dataclass(frozen=True)

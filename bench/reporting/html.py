@@ -240,20 +240,6 @@ def _model_flags(model: ModelResults, threat: str) -> list[Check]:
     return out + by_record
 
 
-def _worst_bits(model: ModelResults, threat: str, eps: float) -> str | None:
-    """Per example, "1" if it survived every attack of ``threat`` at ``eps`` (as ``aggregate.worst_case`` counts it)."""
-    covering = []
-    for r in model.attack_records:
-        if r.attack.threat_model == threat:
-            key = _eps_key(r.metrics.per_example.robust, eps)
-            if key is not None:
-                covering.append(r.metrics.per_example.robust[key])
-    if not covering:
-        return None
-    n = max(len(b) for b in covering)
-    return "".join("1" if all(b[i] == "1" for b in covering if i < len(b)) else "0" for i in range(n))
-
-
 def _paired(row: Row, baseline: Row) -> PairedComparison | None:
     """``row`` against ``baseline`` on the examples of the seeds both have, pooled over those seeds."""
     a, b = [], []
@@ -294,7 +280,7 @@ def _leaderboard_rows(models: list[ModelResults], eps: float, threat: str) -> li
             k_total += round(w.accuracy * w.n_examples)
             n_total += w.n_examples
             found += [c.with_numbers(seed=seeds[-1]) for c in _model_flags(m, threat)]
-            bits = _worst_bits(m, threat, eps)
+            bits = m.worst_bits(threat, eps)
             if bits is not None:
                 per_seed_bits[seeds[-1]] = bits
         if not seeds:

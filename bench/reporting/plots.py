@@ -93,8 +93,11 @@ def _curve(ax, line: pd.DataFrame, color: str, marker: str, label: str, dashed: 
     line = line.sort_values("eps")
     x, y = line["eps"].to_numpy(), 100 * line["robust_mean"].to_numpy()
     ax.plot(x, y, color=color, marker=marker, ms=5, lw=lw, ls="--" if dashed else "-", label=label)
-    std = 100 * line["robust_std"].fillna(0.0).to_numpy()
-    if (line["seeds"] > 1).any():
+    if "robust_low" in line and line["robust_low"].notna().all():
+        # the table's 95 % interval: Wilson over the examples (one seed), hierarchical bootstrap (several)
+        ax.fill_between(x, 100 * line["robust_low"].to_numpy(), 100 * line["robust_high"].to_numpy(), color=color, alpha=0.15, lw=0)
+    elif (line["seeds"] > 1).any():
+        std = 100 * line["robust_std"].fillna(0.0).to_numpy()
         if (std > 0).any():
             ax.fill_between(x, y - std, y + std, color=color, alpha=0.18, lw=0)
     else:  # one seed: the 95 % Wilson interval over the examples
@@ -147,7 +150,7 @@ def accuracy_vs_eps(table: pd.DataFrame, out_dir: Path) -> list[Path]:
             seeds = int(worst["seeds"].max())
             ax.set_title(f"{protocol} ({phash}), {_threat(threat)}: worst case over {', '.join(attacks)}\n"
                          f"{int(worst['n_examples'].max())} test images, {seeds} seed(s)"
-                         + (", band = ± std over seeds" if seeds > 1 else ", band = 95 % Wilson interval over the images")
+                         + (", band = 95 % interval (bootstrap over seeds and images)" if seeds > 1 else ", band = 95 % Wilson interval over the images")
                          + (f"; {len(dropped)} more defenses in summary.md" if dropped else ""), loc="left")
             ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), title="defense (best first)", frameon=False)
             written += _save(fig, out_dir, "accuracy_vs_eps_" + _stem(protocol, phash, threat))
@@ -252,7 +255,10 @@ def tradeoff(table: pd.DataFrame, out_dir: Path, eps_by_threat: dict[tuple[str, 
             for r, x, y in zip(at.itertuples(), xs, ys):
                 several = r.seeds > 1
                 flagged = bool(str(r.flags or ""))
-                if several:
+                if not pd.isna(getattr(r, "robust_low", float("nan"))) and not pd.isna(getattr(r, "clean_low", float("nan"))):
+                    xerr = _asymmetric(x, (r.clean_low, r.clean_high))
+                    yerr = _asymmetric(y, (r.robust_low, r.robust_high))
+                elif several:
                     xerr, yerr = 100 * r.clean_std, 100 * r.robust_std
                 else:  # one seed: 95 % Wilson intervals over the examples, as asymmetric bars
                     xerr = _asymmetric(x, accuracy_interval(r.clean_mean, int(r.n_examples)))
@@ -278,7 +284,7 @@ def tradeoff(table: pd.DataFrame, out_dir: Path, eps_by_threat: dict[tuple[str, 
             ax.set_title(f"{protocol} ({phash}): clean vs robust accuracy, {_threat(threat)} eps = {eps:g}\n"
                          f"worst case over {', '.join(_attacks(table[(table['protocol_hash'] == phash) & (table['threat_model'] == threat)]))}\n"
                          f"* = on the Pareto front; open marker = flagged\n"
-                         + ("bars = ± std over seeds" if seeds > 1 else f"bars = 95 % Wilson intervals over {int(at['n_examples'].max())} images"),
+                         + ("bars = 95 % intervals (bootstrap over seeds and images)" if seeds > 1 else f"bars = 95 % Wilson intervals over {int(at['n_examples'].max())} images"),
                          loc="left")
             written += _save(fig, out_dir, "tradeoff_" + _stem(protocol, phash))
     return written

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from bench.records.results import Results, load_results
 from bench.evaluation.checks import next_attack
-from bench.evaluation.intervals import accuracy_interval
+from bench.evaluation.intervals import hierarchical_interval
 from bench.protocol import middle_eps
 from bench.records.schema import AttackRecord, flags
 
@@ -46,12 +47,15 @@ def records_frame(source: Path | Results) -> pd.DataFrame:
                 "clean_accuracy": metrics.clean_accuracy, "robust_accuracy": acc,
                 "top5": None if rank is None else rank.top5, "mrr": None if rank is None else rank.mrr,
                 "flags": ";".join(rec.flags), "record": str(path), "created": rec.created,
+                "robust_bits": metrics.per_example.robust.get(eps, ""), "clean_bits": metrics.per_example.clean,
             })
     for model in results.models:
         recs, summary = model.attack_records, model.summary
         first = recs[0]
         n_max = max(r.metrics.n_examples for r in recs)
         clean = max(r.metrics.clean_accuracy for r in recs if r.metrics.n_examples == n_max)
+        clean_bits = next(r.metrics.per_example.clean for r in recs if r.metrics.n_examples == n_max
+                          and r.metrics.clean_accuracy == clean)
         for threat, by_eps in summary.worst_case.items():
             covering = [r for r in recs if r.attack.threat_model == threat]
             names = {r.attack.name for r in covering}
@@ -65,13 +69,26 @@ def records_frame(source: Path | Results) -> pd.DataFrame:
                     "clean_accuracy": clean, "robust_accuracy": w.accuracy, "top5": None, "mrr": None,
                     "flags": model_flags, "record": "over: " + ", ".join(w.attacks),
                     "created": max((r.created for r in covering), default=summary.created),
+                    "robust_bits": model.worst_bits(threat, float(eps)) or "", "clean_bits": clean_bits,
                 })
     return pd.DataFrame(rows)
 
 
+def _interval(bits: pd.Series) -> tuple[float, float]:
+    """95 % interval of the mean accuracy from each seed's per-example outcomes ("1" = correct):
+    Wilson over the examples for one seed, the hierarchical bootstrap over seeds and examples otherwise."""
+    outcomes = [np.frombuffer(b.encode(), dtype=np.uint8) == ord("1") for b in bits if isinstance(b, str) and b]
+    if not outcomes:
+        return (float("nan"), float("nan"))
+    _, low, high = hierarchical_interval(outcomes)
+    return low, high
+
+
 def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Clean and robust accuracy (and rank metrics) per protocol, defense, attack and eps, mean and std over seeds."""
-    table = frame.groupby(KEYS, sort=True).agg(
+    """Clean and robust accuracy (and rank metrics) per protocol, defense, attack and eps: mean and std
+    over seeds, and the 95 % interval of the mean (``_interval``)."""
+    groups = frame.groupby(KEYS, sort=True)
+    table = groups.agg(
         seeds=("seed", "nunique"),
         n_examples=("n_examples", "first"),
         clean_mean=("clean_accuracy", "mean"),
@@ -82,14 +99,29 @@ def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
         mrr_mean=("mrr", "mean"),
         flags=("flags", lambda s: ";".join(sorted({f for v in s for f in v.split(";") if f}))),
     ).reset_index()
+    if "robust_bits" in frame:
+        bounds = groups.agg(robust=("robust_bits", _interval), clean=("clean_bits", _interval)).reset_index(drop=True)
+        table["robust_low"], table["robust_high"] = zip(*bounds["robust"])
+        table["clean_low"], table["clean_high"] = zip(*bounds["clean"])
     table = table.fillna({"clean_std": 0.0, "robust_std": 0.0})
     # worst-case rows last within each (protocol, defense, threat model)
     table["_worst"] = table["attack"] == WORST
     return table.sort_values(["protocol", "protocol_hash", "defense", "threat_model", "_worst", "attack", "eps"]).drop(columns="_worst").reset_index(drop=True)
 
 
-def _pm(mean: float, std: float, seeds: int) -> str:
-    return f"{100 * mean:.1f}" if seeds < 2 else f"{100 * mean:.1f} ± {100 * std:.1f}"
+def _ci(mean: float, low: float, high: float, std: float = 0.0, seeds: int = 1) -> str:
+    """An accuracy in percent with its 95 % interval (mean ± std when no interval could be computed)."""
+    if low is None or pd.isna(low):
+        return f"{100 * mean:.1f}" if seeds < 2 else f"{100 * mean:.1f} ± {100 * std:.1f}"
+    return f"{100 * mean:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
+
+
+def robust_text(r) -> str:
+    return _ci(r.robust_mean, getattr(r, "robust_low", None), getattr(r, "robust_high", None), r.robust_std, r.seeds)
+
+
+def clean_text(r) -> str:
+    return _ci(r.clean_mean, getattr(r, "clean_low", None), getattr(r, "clean_high", None), r.clean_std, r.seeds)
 
 
 def _pct(value) -> str:
@@ -104,7 +136,7 @@ def to_markdown(table: pd.DataFrame) -> str:
         attack = f"**{r.attack}** ({r.threat_model})" if r.attack == WORST else f"{r.attack} ({r.threat_model})"
         lines.append("| " + " | ".join([
             f"{r.protocol} ({r.protocol_hash})", r.defense, attack, f"{r.eps:g}", str(r.seeds), str(r.n_examples),
-            _pm(r.clean_mean, r.clean_std, r.seeds), _pm(r.robust_mean, r.robust_std, r.seeds), _pct(r.top5_mean), _pct(r.mrr_mean),
+            clean_text(r), robust_text(r), _pct(r.top5_mean), _pct(r.mrr_mean),
             "FLAG: " + r.flags.replace(";", ", ") if r.flags else "pass",
         ]) + " |")
     return "\n".join(lines) + "\n"
@@ -118,23 +150,14 @@ def leaderboard(table: pd.DataFrame) -> str:
         head = ["defense", "attack", "clean %"] + [f"eps {e:g}" for e in grid] + ["sanity checks"]
         lines = [f"### {protocol} ({phash}), {threat}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for (defense, attack), rows in part.groupby(["defense", "attack"], sort=False):
-            by_eps = {r.eps: _pm(r.robust_mean, r.robust_std, r.seeds) for r in rows.itertuples()}
-            first = rows.iloc[0]
+            by_eps = {r.eps: robust_text(r) for r in rows.itertuples()}
+            first = next(rows.itertuples())
             flags = sorted({f for v in rows["flags"] for f in v.split(";") if f})
             name = f"**{attack}**" if attack == WORST else attack
-            lines.append("| " + " | ".join([defense, name, _pm(first.clean_mean, first.clean_std, first.seeds)]
+            lines.append("| " + " | ".join([defense, name, clean_text(first)]
                                          + [by_eps.get(e, "") for e in grid] + ["FLAG: " + ", ".join(flags) if flags else "pass"]) + " |")
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)
-
-
-def _cell(mean: float, std: float, seeds: int, n: int) -> str:
-    """Robust accuracy in percent with its uncertainty: the 95 % Wilson interval over the n examples
-    for one seed, the mean ± std over seeds otherwise."""
-    if seeds >= 2:
-        return f"{100 * mean:.1f} ± {100 * std:.1f}"
-    low, high = accuracy_interval(mean, n) if n else (mean, mean)
-    return f"{100 * mean:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
 
 
 def _short(text: str, limit: int = 160) -> str:
@@ -169,7 +192,8 @@ def headline(table: pd.DataFrame, frame: pd.DataFrame, threat: str = "linf", res
         middle = middle_eps(grid)
         date = str(runs["created"].max())[:10]
         seeds = int(part["seeds"].max())
-        spread = "mean ± std over seeds" if seeds >= 2 else "[95 % Wilson interval over the examples]"
+        spread = ("mean over seeds [95 % interval, hierarchical bootstrap over seeds and examples]" if seeds >= 2
+                  else "[95 % Wilson interval over the examples]")
         lines = [f"## {protocol} (hash {phash}), {threat}", "",
                  f"Robust accuracy in percent, {spread}: per example, the worst case over {attacks}; "
                  f"{int(part['n_examples'].max())} test images; {seeds} seed(s); records of {date}.", ""]
@@ -180,9 +204,8 @@ def headline(table: pd.DataFrame, frame: pd.DataFrame, threat: str = "linf", res
         order = sorted(by_defense, key=lambda d: (-robust_at[d], d))
 
         def cells(rows: pd.DataFrame) -> list[str]:
-            by_eps = {r.eps: _cell(r.robust_mean, r.robust_std, r.seeds, int(r.n_examples)) for r in rows.itertuples()}
-            first = rows.iloc[0]
-            return [_cell(first.clean_mean, first.clean_std, first.seeds, int(first.n_examples))] + [by_eps.get(e, "") for e in grid]
+            by_eps = {r.eps: robust_text(r) for r in rows.itertuples()}
+            return [clean_text(next(rows.itertuples()))] + [by_eps.get(e, "") for e in grid]
 
         head = ["rank", "defense", "clean %"] + [f"eps {e:g}" for e in grid]
         lines += [f"Ranked: every sanity check passed; ordered by robust accuracy at eps {middle:g}.", "",

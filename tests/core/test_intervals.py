@@ -63,3 +63,20 @@ def test_paired_comparison_mcnemar_and_bootstrap():
     assert mixed.difference == 0 and mixed.p_value == pytest.approx(1.0) and mixed.low < 0 < mixed.high
     with pytest.raises(ValueError):
         paired_comparison(a, b[:5])
+
+
+def test_hierarchical_interval_one_seed_is_wilson_and_several_seeds_widen_it():
+    import numpy as np
+
+    from bench.evaluation.intervals import hierarchical_interval, wilson_interval
+
+    one = np.array([True] * 50 + [False] * 50)
+    assert hierarchical_interval([one]) == (0.5, *wilson_interval(50, 100))
+    alike = [one, one.copy(), one.copy()]
+    mean, low, high = hierarchical_interval(alike)
+    assert mean == 0.5 and low < 0.5 < high
+    assert high - low < wilson_interval(50, 100)[1] - wilson_interval(50, 100)[0]  # 3 x 100 examples: narrower than 100
+    apart = [np.arange(100) < 30, np.arange(100) < 50, np.arange(100) < 70]  # seeds that disagree
+    m2, low2, high2 = hierarchical_interval(apart)
+    assert m2 == 0.5 and high2 - low2 > high - low + 0.1  # the spread between seeds widens it
+    assert hierarchical_interval(apart) == (m2, low2, high2)  # seeded: repeatable
