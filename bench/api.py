@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from bench.attacks.base import Access
+from bench.attacks.precision import resolve_precision
 from bench.data.base import EvaluationData
 from bench.defenses.base import Defense
 from bench.errors import ConfigError, first_line
@@ -197,13 +198,15 @@ def evaluate(
     data_name: str = "user_data",
     data_source: str = "images passed to bench.evaluate",
     progress: bool = False,
+    precision: str = "auto",
 ) -> EvaluationResult:
     """Attack ``model`` on ``images`` (uint8, or float in [0, 1]; [N, C, H, W]) with true ``labels``.
 
     ``eps``: the budgets (default: the protocol's grid for ``threat_model``; 0 is always added,
     for the eps = 0 check). ``attacks``: registered attack names of that threat model
     (default: the protocol's suite for it, without transfer attacks, which need a surrogate
-    of the same architecture). Parameters of each attack come from ``protocol``.
+    of the same architecture). Parameters of each attack come from ``protocol``. ``precision``:
+    of PGD's and FGSM's gradient passes (auto, fp32 or bf16; every success is confirmed in fp32).
     """
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model must be a torch.nn.Module mapping images in [0, 1] to logits, got {type(model).__name__}")
@@ -235,6 +238,7 @@ def evaluate(
     info = {"name": name, "parameters": sum(p.numel() for p in model.parameters()), "weights_sha256": state_digest(model),
             "evaluated_in_eval_mode": True, "was_in_train_mode": was_training, "trained_now": False,
             "training": {"train_seconds": 0.0, "history": []}}
+    gradient_precision = resolve_precision(precision, dev)
     bs = proto.evaluation.batch_size
     path_eps = middle_eps(proto.eps_grid(threat_model)) if threat_model == "linf" else proto.headline_eps()
     pipeline_checks = model_checks(model, x, y, classes, bs, seed, path_eps)
@@ -243,7 +247,7 @@ def evaluate(
         t0 = time.perf_counter()
         m = min(int(attack.params.get("n_examples") or len(x)), len(x))
         outcome = evaluate_attack(model, attack, x[:m], y[:m], proto.eps_grid(threat_model), bs, seed, progress,
-                                  proto.evaluation.curve, randomized=False)
+                                  proto.evaluation.curve, randomized=False, precision=gradient_precision)
         records.append(attack_record_of(proto, defense, seed, attack, data, info, outcome, dev, pipeline_checks, None))
         if progress:
             print(f"{name} {attack.name}: clean {outcome.clean_accuracy():.3f} | "

@@ -45,6 +45,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="retrain and re-attack even when a checkpoint or record exists")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--compile", action="store_true", help="torch.compile the attacked model (worth it on a GPU; recorded)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="of PGD's and FGSM's gradient passes; every success is confirmed in fp32 (default auto: bf16 on a "
+                        "GPU or an AMX CPU; recorded)")
 
     p = sub.add_parser("eval", parents=[common], help="evaluate a network trained elsewhere (a factory + weights, or TorchScript)")
     p.add_argument("--model", default=None, metavar="FILE.py:FACTORY", help="path/to/file.py:factory or package.module:factory "
@@ -115,7 +118,8 @@ def cmd_run(args) -> None:
     if attacks == ["all"]:
         attacks = list(protocol.attacks)
     seeds = args.seed or list(protocol.seeds)
-    settings = Settings(args.results, args.checkpoints, parse_device(args.device), args.force, not args.quiet, args.compile)
+    settings = Settings(args.results, args.checkpoints, parse_device(args.device), args.force, not args.quiet, args.compile,
+                        args.precision)
     paths = run(protocol, args.defense, attacks, seeds, settings)
     if not args.quiet:
         print(f"{len(paths)} record(s) under {args.results}; protocol {protocol.name} hash {protocol.hash[:12]}")

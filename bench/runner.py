@@ -86,7 +86,8 @@ def attack_seed(protocol: Protocol, defense: Defense, seed: int, todo: list[tupl
         m = min(int(attack.params.get("n_examples") or n), n)
         t0 = time.perf_counter()
         outcome = evaluate_attack(model, attack, x[:m], y[:m], protocol.eps_grid(attack.threat_model), batch_size, seed,
-                                  settings.progress, protocol.evaluation.curve, randomized, compile=settings.compile)
+                                  settings.progress, protocol.evaluation.curve, randomized, compile=settings.compile,
+                                  precision=settings.resolved_precision())
         record = attack_record_of(protocol, defense, seed, attack, dataset, ready.info, outcome, device, pipeline_checks,
                                   surrogate_info if attack.needs_surrogate else None)
         write_record(path, record)

@@ -38,12 +38,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n", type=int, default=200, help="the first n test images")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="protocol override key=value")
+    ap.add_argument("--precision", default="auto", help="of the tested attack's gradient passes: auto, fp32 or bf16")
     ap.add_argument("--checkpoints", type=Path, default=Path("checkpoints"))
     ap.add_argument("--cache", type=Path, default=Path("checkpoints/autoattack-cache.json"))
     args = ap.parse_args()
     protocol = load_protocol(args.protocol, args.overrides)
     data = load_data(protocol)
-    settings = Settings(checkpoint_dir=args.checkpoints, progress=False)
+    settings = Settings(checkpoint_dir=args.checkpoints, progress=False, precision=args.precision)
     device = settings.resolved_device()
     cache = json.loads(args.cache.read_text()) if args.cache.exists() else {}
     grid = [e for e in protocol.eps_grid("linf") if e > 0]
@@ -51,7 +52,7 @@ def main() -> None:
     reference.params["n_examples"] = args.n
     tested = make_attack(protocol, args.attack)
     out = {"protocol": protocol.name, "hash": protocol.short_hash, "seed": args.seed, "n_examples": args.n,
-           "attack": args.attack, "params": tested.params, "defenses": {}}
+           "attack": args.attack, "params": tested.params, "precision": settings.resolved_precision(), "defenses": {}}
     for name in args.defense or ["baseline", "pixel_sim"]:
         defense = make_defense(protocol, name)
         model = obtain_model(protocol, defense, data, args.seed, settings).pipeline
@@ -66,7 +67,8 @@ def main() -> None:
             args.cache.write_text(json.dumps(cache))
         aa_seconds = time.perf_counter() - t0
         t0 = time.perf_counter()
-        outcome = evaluate_attack(model, tested, x, y, [0.0, *grid], len(x), args.seed, False, "independent", False)
+        outcome = evaluate_attack(model, tested, x, y, [0.0, *grid], len(x), args.seed, False, "independent", False,
+                                  precision=settings.resolved_precision())
         seconds = time.perf_counter() - t0
         ours = robust_bits(outcome, grid)
         rows = {}

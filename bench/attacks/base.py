@@ -56,6 +56,9 @@ class Attack(ABC):
     # True when perturb accepts ``start`` (images within the ball to begin from), which lets
     # the descending curve reuse a larger eps's adversarial examples.
     warm_start: ClassVar[bool] = False
+    # True when the attack's gradient passes may run in bfloat16 (bench.attacks.precision):
+    # it confirms every success on the exact model.
+    mixed_precision: ClassVar[bool] = False
 
     @abstractmethod
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, generator: torch.Generator) -> torch.Tensor:

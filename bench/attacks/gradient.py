@@ -17,6 +17,7 @@ from torch import nn
 
 from bench.attacks.base import Attack
 from bench.attacks.params import bool_param, choice_param, float_param, int_param
+from bench.attacks.precision import confirm_fooled, gradient_forward
 from bench.attacks.threat import THREAT_MODELS, Linf
 from bench.registry import ATTACKS
 
@@ -42,9 +43,10 @@ def input_gradient(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor, loss:
                     target: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The gradient of the summed loss with respect to the input, and the logits. A pipeline with
     no differentiable path to its input (a non-differentiable step without a declared gradient)
-    has a zero gradient, which the gradient check flags."""
+    has a zero gradient, which the gradient check flags. Where ``model`` offers a fast
+    (reduced-precision) forward pass, the gradient and the logits come from it."""
     x_adv = x_adv.detach().requires_grad_(True)
-    logits = model(x_adv)
+    logits = gradient_forward(model)(x_adv)
     value = attack_loss(logits, y, loss, target).sum()
     if not value.requires_grad:
         return torch.zeros_like(x_adv), logits.detach()
@@ -61,6 +63,8 @@ def step_sizes(size: float, steps: int, schedule: str) -> list[float]:
 
 
 class FGSM(Attack):
+    mixed_precision = True
+
     def perturb(self, model, x, y, eps, generator):
         grad, _ = input_gradient(model, x, y)
         return (x + Linf.project(Linf.step(torch.zeros_like(x), grad, eps), eps)).clamp(0, 1)
@@ -72,6 +76,7 @@ class PGD(Attack):
     only the examples no earlier run has fooled."""
 
     warm_start = True
+    mixed_precision = True
 
     def perturb(self, model, x, y, eps, generator, start=None):
         """``start`` (images within the eps-ball of ``x``) replaces the first restart's random start."""
@@ -80,6 +85,7 @@ class PGD(Attack):
         steps, restarts = int(p.get("steps", 20)), int(p.get("restarts", 1))
         sizes = step_sizes(float(p.get("rel_stepsize", 0.1)) * eps, steps, p.get("schedule", "constant"))
         random_start, loss = p.get("random_start", True), p.get("loss", "ce")
+        momentum = float(p.get("momentum", 0.0))
         if not p.get("early_stop", True):
             delta = threat.random_init(x, eps, generator) if random_start else torch.zeros_like(x)
             x_adv = (x + delta).clamp(0, 1)
@@ -105,6 +111,7 @@ class PGD(Attack):
             else:
                 delta = threat.random_init(x, eps, generator) if random_start else torch.zeros_like(x)
                 x_adv = (x + delta).clamp(0, 1)
+            previous = x_adv.clone()
             for step in range(steps + 1):  # the last pass only checks the final iterate
                 active = (~fooled).nonzero().flatten()
                 if not len(active):
@@ -117,11 +124,16 @@ class PGD(Attack):
                     break
                 target = None if k is None else targets[active, k]
                 grad, logits = input_gradient(model, x_adv[active], y[active], run_loss, target)
-                newly = logits.argmax(1) != y[active]
+                newly = confirm_fooled(model, x_adv[active], y[active], logits.argmax(1) != y[active])
                 best[active[newly]] = x_adv[active[newly]]
                 fooled[active[newly]] = True
                 keep = active[~newly]
-                x_adv[keep] = (x[keep] + threat.project(threat.step(x_adv[keep] - x[keep], grad[~newly], sizes[step]), eps)).clamp(0, 1)
+                delta = x_adv[keep] - x[keep]
+                stepped = threat.project(threat.step(delta, grad[~newly], sizes[step]), eps)
+                if momentum and step:  # APGD's heavy ball: part of the last move is repeated
+                    stepped = threat.project(stepped + momentum * (delta - (previous[keep] - x[keep])) - momentum * (stepped - delta), eps)
+                previous[keep] = x_adv[keep]
+                x_adv[keep] = (x[keep] + stepped).clamp(0, 1)
         best[~fooled] = x_adv[~fooled]  # not fooled: the last iterate of the last run
         return best
 
@@ -130,11 +142,12 @@ SCHEDULES = ("constant", "cosine")
 
 
 def _params(name: str, steps: int, rel_stepsize: float, restarts: int, random_start: bool, loss: str = "ce",
-            targets: int = 0, schedule: str = "constant") -> dict:
+            targets: int = 0, schedule: str = "constant", momentum: float = 0.0) -> dict:
     return {"steps": int_param(name, "steps", steps), "rel_stepsize": float_param(name, "rel_stepsize", rel_stepsize),
             "restarts": int_param(name, "restarts", restarts), "random_start": bool_param(name, "random_start", random_start),
             "loss": choice_param(name, "loss", loss, LOSSES), "targets": int_param(name, "targets", targets, minimum=0),
-            "schedule": choice_param(name, "schedule", schedule, SCHEDULES)}
+            "schedule": choice_param(name, "schedule", schedule, SCHEDULES),
+            "momentum": float_param(name, "momentum", momentum, low_inclusive=True, high=1.0, high_inclusive=False)}
 
 
 @ATTACKS.register("fgsm", description="fast gradient sign method, L_inf, one step of size eps (Goodfellow et al. 2015)")
@@ -144,11 +157,11 @@ def fgsm() -> Attack:
 
 @ATTACKS.register("pgd", description="projected gradient descent, L_inf, random start, keeps each example's first success (Madry et al. 2018)")
 def pgd(steps: int = 20, rel_stepsize: float = 0.1, restarts: int = 1, random_start: bool = True, loss: str = "ce",
-        targets: int = 0, schedule: str = "constant") -> Attack:
-    return PGD("pgd", "linf", _params("pgd", steps, rel_stepsize, restarts, random_start, loss, targets, schedule))
+        targets: int = 0, schedule: str = "constant", momentum: float = 0.0) -> Attack:
+    return PGD("pgd", "linf", _params("pgd", steps, rel_stepsize, restarts, random_start, loss, targets, schedule, momentum))
 
 
 @ATTACKS.register("pgd_l2", description="projected gradient descent, L_2, random start in the ball, normalised gradient steps")
 def pgd_l2(steps: int = 20, rel_stepsize: float = 0.1, restarts: int = 1, random_start: bool = True, loss: str = "ce",
-        targets: int = 0, schedule: str = "constant") -> Attack:
-    return PGD("pgd_l2", "l2", _params("pgd_l2", steps, rel_stepsize, restarts, random_start, loss, targets, schedule))
+        targets: int = 0, schedule: str = "constant", momentum: float = 0.0) -> Attack:
+    return PGD("pgd_l2", "l2", _params("pgd_l2", steps, rel_stepsize, restarts, random_start, loss, targets, schedule, momentum))

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from bench.attacks.base import Attack
+from bench.attacks.precision import MixedPrecision, with_precision
 from bench.attacks.threat import THREAT_MODELS
 from bench.defenses.base import attack_view
 from bench.evaluation import checks
@@ -41,6 +42,7 @@ class AttackOutcome:
     seconds: float = 0.0
     curve: str = "independent"  # how the eps grid was attacked (see evaluate_attack)
     compiled: bool = False  # the attacked model ran through torch.compile
+    precision: str = "fp32"  # of the attack's gradient passes (bench.attacks.precision); decisions are always fp32
 
     @property
     def clean_correct(self) -> torch.Tensor:
@@ -116,16 +118,25 @@ def evaluate_attack(
     curve: str = "independent",
     randomized: bool = False,
     compile: bool = False,
+    precision: str = "fp32",
 ) -> AttackOutcome:
     """Attack ``model`` (put in eval mode here) on float images ``x`` in [0, 1] at each eps,
-    walking the grid with the strategy ``curve`` names (see ``bench.evaluation.curves``)."""
+    walking the grid with the strategy ``curve`` names (see ``bench.evaluation.curves``).
+    ``precision`` (``fp32`` or ``bf16``, resolved) is that of the gradient passes of the attacks
+    that support it."""
     strategy, curve = curve_for(curve, attack)
     start = time.perf_counter()
     model.eval()
     target = attacked_model(model, attack)
+    precision = precision if attack.mixed_precision else "fp32"
+    target = with_precision(target, precision, x.device)
     if compile and attack.needs_gradients:
         # dynamic shapes: early exit shrinks the batch from step to step
-        target = torch.compile(target, dynamic=True)
+        if isinstance(target, MixedPrecision):
+            target.exact = torch.compile(target.exact, dynamic=True)
+            target.fast_model = torch.compile(target.fast_model, dynamic=True)
+        else:
+            target = torch.compile(target, dynamic=True)
     validator = _Validator(THREAT_MODELS[attack.threat_model])
     clean_ranks = true_class_rank(logits_of(model, x, batch_size), y)
     grid = [float(e) for e in eps_grid]
@@ -144,6 +155,7 @@ def evaluate_attack(
     outcome.checks = [c for c in found if c is not None]
     outcome.seconds = time.perf_counter() - start
     outcome.compiled = bool(compile and attack.needs_gradients)
+    outcome.precision = precision
     return outcome
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from bench.attacks.precision import resolve_precision
 from bench.data.base import ImageDataset
 from bench.defenses.base import Defense, TrainingContext
 from bench.errors import BenchError, ConfigError
@@ -39,9 +40,13 @@ class Settings:
     force: bool = False
     progress: bool = True
     compile: bool = False  # torch.compile the attacked model (same results; faster on a GPU after warm-up)
+    precision: str = "auto"  # of the attacks' gradient passes: auto | fp32 | bf16 (bench.attacks.precision)
 
     def resolved_device(self) -> torch.device:
         return self.device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    def resolved_precision(self) -> str:
+        return resolve_precision(self.precision, self.resolved_device())
 
 
 def parse_device(name: str | None) -> torch.device | None:

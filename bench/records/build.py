@@ -73,7 +73,7 @@ def attack_record_of(protocol: Protocol, defense: Defense, seed: int, attack: At
                      model_info: dict[str, Any], outcome: AttackOutcome, device: torch.device,
                      model_checks: list[dict[str, Any]], surrogate_info: dict[str, Any] | None) -> AttackRecord:
     """The typed record of one attack on one trained model."""
-    attack_info = {**attack.describe(), "eps": outcome.eps}
+    attack_info = {**attack.describe(), "eps": outcome.eps, "gradient_precision": outcome.precision}
     if surrogate_info is not None:
         attack_info["surrogate"] = surrogate_info
     timings = {"train_seconds": model_info["training"]["train_seconds"], "attack_seconds": outcome.seconds,

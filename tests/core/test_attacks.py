@@ -209,3 +209,18 @@ def test_compiled_attack_target_gives_the_same_curve(trained_cnn, eval_batch):
     compiled = evaluate_attack(trained_cnn, attack, x, y, [0.0, 0.1], 120, seed=0, compile=True)
     assert compiled.compiled and not plain.compiled
     assert abs(compiled.robust_accuracy()[0.1] - plain.robust_accuracy()[0.1]) <= 1 / len(y)
+
+
+def test_pgd_momentum_stays_in_the_ball_is_validated_and_does_not_weaken_a_short_attack(trained_cnn, eval_batch):
+    x, y = eval_batch
+    plain = ATTACKS.create("pgd", steps=10, rel_stepsize=0.25)
+    heavy = ATTACKS.create("pgd", steps=10, rel_stepsize=0.25, momentum=0.25)
+    adv = heavy.perturb(trained_cnn, x, y, 0.1, torch.Generator().manual_seed(0))
+    assert float((adv - x).abs().max()) <= 0.1 + 1e-6 and adv.min() >= 0 and adv.max() <= 1
+    grid = [0.0, 0.05, 0.1]
+    a = evaluate_attack(trained_cnn, plain, x, y, grid, 120, seed=0).robust_accuracy()
+    b = evaluate_attack(trained_cnn, heavy, x, y, grid, 120, seed=0).robust_accuracy()
+    assert all(b[e] <= a[e] + 0.025 for e in grid)
+    for bad in (-0.1, 1.0, True):
+        with pytest.raises(ConfigError, match="momentum"):
+            ATTACKS.create("pgd", momentum=bad)
