@@ -61,6 +61,23 @@ def with_precision(model: nn.Module, precision: str, device: torch.device) -> nn
     return MixedPrecision(model, device.type).eval() if precision == "bf16" else model
 
 
+class _FastView(nn.Module):
+    """A :class:`MixedPrecision` model whose every call is the fast pass (for library attacks,
+    which take a module and decide on its outputs; the evaluation re-scores their images)."""
+
+    def __init__(self, model: MixedPrecision):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.fast(x)
+
+
+def fast_view(model: nn.Module) -> nn.Module:
+    """``model``'s fast pass as a module of its own where it has one, else ``model``."""
+    return _FastView(model).eval() if isinstance(model, MixedPrecision) else model
+
+
 def gradient_forward(model: nn.Module):
     """The forward pass to differentiate: the fast one where the model offers it."""
     return getattr(model, "fast", model)
