@@ -111,7 +111,7 @@ class PGD(Attack):
             else:
                 delta = threat.random_init(x, eps, generator) if random_start else torch.zeros_like(x)
                 x_adv = (x + delta).clamp(0, 1)
-            previous = x_adv.clone()
+            previous = x_adv.clone() if momentum else None
             for step in range(steps + 1):  # the last pass only checks the final iterate
                 active = (~fooled).nonzero().flatten()
                 if not len(active):
@@ -130,9 +130,10 @@ class PGD(Attack):
                 keep = active[~newly]
                 delta = x_adv[keep] - x[keep]
                 stepped = threat.project(threat.step(delta, grad[~newly], sizes[step]), eps)
-                if momentum and step:  # APGD's heavy ball: part of the last move is repeated
-                    stepped = threat.project(stepped + momentum * (delta - (previous[keep] - x[keep])) - momentum * (stepped - delta), eps)
-                previous[keep] = x_adv[keep]
+                if momentum:  # APGD's heavy ball: part of the last move is repeated (none at the first step)
+                    if step:
+                        stepped = threat.project(stepped + momentum * (delta - (previous[keep] - x[keep])) - momentum * (stepped - delta), eps)
+                    previous[keep] = x_adv[keep]
                 x_adv[keep] = (x[keep] + stepped).clamp(0, 1)
         best[~fooled] = x_adv[~fooled]  # not fooled: the last iterate of the last run
         return best

@@ -19,7 +19,6 @@ from torch import nn
 from bench.attacks.base import Access, Attack
 from bench.attacks.gradient import FGSM, PGD
 from bench.attacks.params import bool_param, float_param, int_param
-from bench.attacks.precision import MixedPrecision
 from bench.errors import ConfigError
 from bench.registry import ATTACKS
 
@@ -29,20 +28,15 @@ class Transfer(Attack):
 
     access = Access.TRANSFER
     crafter: ClassVar[type[Attack]]
-    # the surrogate's gradients run in bfloat16 when the evaluation asks for it (the target is only scored)
+    # the surrogate's gradients run in bfloat16 when the evaluation asks for it (the evaluation
+    # wraps the surrogate, not the target, which is only scored)
     mixed_precision: ClassVar[bool] = True
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, generator: torch.Generator) -> torch.Tensor:
         if self.surrogate is None:
             raise ConfigError(f"attack {self.name!r} is a transfer attack: the runner must provide a surrogate "
                               "(an undefended model of the same architecture) in attack.surrogate")
-        surrogate = self.surrogate.eval()
-        if isinstance(model, MixedPrecision):  # the evaluation asked for bfloat16 gradient passes
-            cached = getattr(self, "_fast_surrogate", None)
-            if cached is None or cached.exact is not surrogate:
-                cached = self._fast_surrogate = MixedPrecision(surrogate, x.device.type).eval()
-            surrogate = cached
-        return self.crafter(self.name, self.threat_model, self.params).perturb(surrogate, x, y, eps, generator)
+        return self.crafter(self.name, self.threat_model, self.params).perturb(self.surrogate.eval(), x, y, eps, generator)
 
 
 class TransferPGD(Transfer):

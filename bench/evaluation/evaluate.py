@@ -129,7 +129,12 @@ def evaluate_attack(
     model.eval()
     target = attacked_model(model, attack)
     precision = precision if attack.mixed_precision else "fp32"
-    target = with_precision(target, precision, x.device)
+    if attack.needs_surrogate:  # only the surrogate is differentiated
+        surrogate = attack.surrogate
+        if surrogate is not None:
+            attack.surrogate = with_precision(surrogate.eval(), precision, x.device)
+    else:
+        target = with_precision(target, precision, x.device)
     if compile and attack.needs_gradients:
         # dynamic shapes: early exit shrinks the batch from step to step
         if isinstance(target, MixedPrecision):
@@ -142,7 +147,11 @@ def evaluate_attack(
     grid = [float(e) for e in eps_grid]
     inputs = CurveInputs(attack, target, model, x, y, clean_ranks, grid, batch_size,
                          torch.Generator(device=x.device).manual_seed(seed), validator, progress)
-    ranks = strategy.ranks(inputs)
+    try:
+        ranks = strategy.ranks(inputs)
+    finally:
+        if attack.needs_surrogate:
+            attack.surrogate = surrogate  # the runner's own model again
     outcome = _outcome(grid, clean_ranks, ranks, strategy.extras().get("minimal_norms"),
                        curve="minimal" if isinstance(strategy, Minimal) else curve)
     independent = outcome.independent_accuracy
