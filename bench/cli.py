@@ -1,4 +1,4 @@
-"""The ``bench`` command line: list, run, eval, report, sweep, analyze, figures.
+"""The ``bench`` command line: list, run, eval, report, compare, sweep, analyze, figures.
 
 Errors a user can cause print one line and exit with status 2; ``--debug`` shows the
 traceback instead.
@@ -90,7 +90,23 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--results", type=Path, default=Path("results"), help="folder of result records (default: ./results)")
     p.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default: ./reports)")
     p.add_argument("--html", action="store_true", help="also write reports/index.html: a static, self-contained page")
+
+    p = sub.add_parser("compare", parents=[common], help="two defenses, paired over the same images and seeds: differences with intervals")
+    p.add_argument("a", help="defense label as the reports show it (the difference is a minus b)")
+    p.add_argument("b", help="the defense compared against, e.g. baseline")
+    p.add_argument("--results", type=Path, default=Path("results"), help="folder of result records (default: ./results)")
+    p.add_argument("--threat", default="linf", help="threat model (default: linf)")
+    p.add_argument("--attack", default="worst case", help="an attack's name, or 'worst case' over the suite (default)")
     return top
+
+
+def cmd_compare(args) -> None:
+    from bench.errors import ConfigError
+    from bench.reporting.tables import comparison, records_frame
+
+    if not args.results.is_dir():
+        raise ConfigError(f"--results {args.results} is not a folder of result records")
+    print(comparison(records_frame(args.results), args.a, args.b, args.threat, args.attack), end="")
 
 
 def cmd_list(args) -> None:
@@ -187,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         for module in args.plugin:
             load_plugin_module(module)
         commands = {"list": cmd_list, "run": cmd_run, "eval": cmd_eval, "report": cmd_report, "figures": cmd_figures,
-                    "analyze": cmd_analyze, "sweep": cmd_sweep}
+                    "analyze": cmd_analyze, "sweep": cmd_sweep, "compare": cmd_compare}
         commands[args.command](args)
     except BenchError as exc:
         if args.debug:

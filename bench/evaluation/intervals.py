@@ -11,6 +11,10 @@
   bootstrap high of the upper bounds' median, over the same resamples;
 * :func:`paired_comparison`: two defenses on the same examples: the difference of their
   accuracies with a paired bootstrap interval, and the exact McNemar p-value;
+* :func:`paired_over_seeds`: the same over several seeds (models trained with each seed on the
+  same test images): the mean of the per-seed differences, with a two-level paired bootstrap
+  (resample the seeds, then the examples within each drawn seed, A and B together); the
+  McNemar p-value only for one seed, since the seeds share their images;
 * :func:`hierarchical_interval`: the mean accuracy over seeds with a two-level bootstrap
   interval (resample the seeds, then the examples within each drawn seed), so that both the
   training randomness and the finite test set widen it; with one seed it is the Wilson interval.
@@ -23,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import binomtest
 
-__all__ = ["accuracy_interval", "bootstrap_median_interval", "hierarchical_interval", "paired_comparison", "wilson_interval",
+__all__ = ["accuracy_interval", "bootstrap_median_interval", "hierarchical_interval", "compare_outcome_strings", "paired_comparison", "paired_over_seeds", "wilson_interval",
            "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "PairedComparison"]
 
 BOOTSTRAP_RESAMPLES = 2000
@@ -68,14 +72,23 @@ class PairedComparison:
     difference: float
     low: float
     high: float
-    p_value: float
-    n: int
-    only_a: int  # examples A gets right and B wrong
+    p_value: float | None  # None over several seeds: significance is then the interval excluding 0
+    n: int  # examples per seed (the smallest seed's, where they differ)
+    only_a: int  # examples A gets right and B wrong (summed over seeds)
     only_b: int
+    seeds: int = 1
 
     @property
     def significant(self) -> bool:
-        return self.p_value < 0.05
+        if self.p_value is not None:
+            return self.p_value < 0.05
+        return self.low > 0 or self.high < 0
+
+    def p_text(self) -> str:
+        """'p < 0.001', 'p = 0.042', or for several seeds where the interval sits."""
+        if self.p_value is None:
+            return f"{self.seeds} seeds, {'interval excludes 0' if self.significant else 'interval includes 0'}"
+        return "p < 0.001" if self.p_value < 0.001 else f"p = {self.p_value:.3f}"
 
 
 def paired_comparison(a: np.ndarray, b: np.ndarray, confidence: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES,
@@ -93,6 +106,46 @@ def paired_comparison(a: np.ndarray, b: np.ndarray, confidence: float = 0.95, re
     tail = (1 - confidence) / 2
     low, high = np.quantile(means, [tail, 1 - tail])
     return PairedComparison(float(diff.mean()), float(low), float(high), min(p, 1.0), len(a), only_a, only_b)
+
+
+def paired_over_seeds(pairs: list[tuple[np.ndarray, np.ndarray]], confidence: float = 0.95,
+                      resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> PairedComparison:
+    """A minus B from per-seed pairs of per-example outcomes ((a, b) for each seed both have, the same
+    examples in the same order within a seed). One seed: :func:`paired_comparison`. Several: the mean
+    of the per-seed differences; each resample draws as many seeds as there are, with replacement,
+    then each drawn seed's examples with replacement, A and B together, and averages the drawn
+    seeds' differences; the interval is the percentile interval of those averages."""
+    if not pairs:
+        raise ValueError("need outcomes of at least one seed that both sides have")
+    if len(pairs) == 1:
+        return paired_comparison(*pairs[0], confidence=confidence, resamples=resamples, seed=seed)
+    diffs = []
+    for a, b in pairs:
+        a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+        if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
+            raise ValueError(f"each seed needs two 1-D outcome arrays of the same non-zero length, got {a.shape} and {b.shape}")
+        diffs.append(a.astype(np.int8) - b.astype(np.int8))
+    rng = np.random.default_rng(seed)
+    # per seed, a paired resample's difference is (#(+1) - #(-1)) / n with the counts multinomial
+    # over (+1, -1, 0): drawn directly instead of indexing n examples
+    probs = np.array([[(d == 1).mean(), (d == -1).mean()] for d in diffs])
+    sizes = np.array([len(d) for d in diffs])
+    drawn = rng.integers(0, len(diffs), size=(resamples, len(diffs)))
+    counts = _multinomial(rng, sizes[drawn], probs[drawn][..., 0], probs[drawn][..., 1])
+    averages = ((counts[0] - counts[1]) / sizes[drawn]).mean(axis=1)
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(averages, [tail, 1 - tail])
+    return PairedComparison(float(np.mean([d.mean() for d in diffs])), float(low), float(high), None, int(sizes.min()),
+                            int(sum((d == 1).sum() for d in diffs)), int(sum((d == -1).sum() for d in diffs)), len(diffs))
+
+
+def _multinomial(rng: np.random.Generator, n: np.ndarray, p_up: np.ndarray, p_down: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Counts of +1 and -1 among n draws over (+1, -1, 0), elementwise: binomial, then binomial of the rest."""
+    up = rng.binomial(n, p_up)
+    rest = n - up
+    cond = np.where(p_up < 1, p_down / np.maximum(1 - p_up, 1e-12), 0.0)
+    down = rng.binomial(rest, np.clip(cond, 0.0, 1.0))
+    return up, down
 
 
 def hierarchical_interval(outcomes: list, confidence: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES,
@@ -120,3 +173,14 @@ def hierarchical_interval(outcomes: list, confidence: float = 0.95, resamples: i
     tail = (1 - confidence) / 2
     low, high = np.quantile(averages, [tail, 1 - tail])
     return float(means.mean()), float(low), float(high)
+
+
+def compare_outcome_strings(a: dict[int, str], b: dict[int, str], confidence: float = 0.95) -> PairedComparison | None:
+    """:func:`paired_over_seeds` from per-seed outcome strings as records store them ("1" = correct),
+    on the seeds both sides have with the same number of examples; None where there are none."""
+    pairs = [(_bits(a[s]), _bits(b[s])) for s in sorted(set(a) & set(b)) if a[s] and len(a[s]) == len(b[s])]
+    return paired_over_seeds(pairs, confidence) if pairs else None
+
+
+def _bits(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode(), dtype=np.uint8) == ord("1")

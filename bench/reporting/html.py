@@ -38,7 +38,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from bench.errors import BenchError
 from bench.evaluation.checks import next_attack
-from bench.evaluation.intervals import PairedComparison, paired_comparison, wilson_interval
+from bench.evaluation.intervals import PairedComparison, compare_outcome_strings, hierarchical_interval, wilson_interval
 from bench.records.results import ModelResults, Results, load_results
 from bench.records.schema import Check
 from bench.reporting.plots import _stem
@@ -133,7 +133,9 @@ class Row:
     ci: tuple[float, float]
     clean_delta: float | None = None
     bits: dict[int, str] = field(default_factory=dict, repr=False)  # seed -> per-example worst-case outcomes at eps
+    clean_bits: dict[int, str] = field(default_factory=dict, repr=False)  # seed -> per-example clean outcomes
     vs_baseline: PairedComparison | None = None
+    clean_vs_baseline: PairedComparison | None = None
     detail_id: str = ""
     rank: int | None = None
     tied: bool = False  # its interval overlaps the leader's
@@ -160,6 +162,10 @@ class Row:
         return f"{100 * self.ci[0]:.1f}–{100 * self.ci[1]:.1f}"
 
     def delta_text(self) -> str:
+        """Clean accuracy minus the baseline's, paired over the same examples where both have them: "−9.1 [−11.2, −7.0]"."""
+        c = self.clean_vs_baseline
+        if c is not None:
+            return f"{100 * c.difference:+.1f} [{100 * c.low:+.1f}, {100 * c.high:+.1f}]".replace("-", "\u2212")
         return "" if self.clean_delta is None else f"{100 * self.clean_delta:+.1f}".replace("-", "\u2212")
 
     def vs_text(self) -> str:
@@ -167,8 +173,7 @@ class Row:
         c = self.vs_baseline
         if c is None:
             return ""
-        p = "p < 0.001" if c.p_value < 0.001 else f"p = {c.p_value:.3f}"
-        text = f"{100 * c.difference:+.1f} [{100 * c.low:+.1f}, {100 * c.high:+.1f}], {p}"
+        text = f"{100 * c.difference:+.1f} [{100 * c.low:+.1f}, {100 * c.high:+.1f}], {c.p_text()}"
         return text.replace("-", "\u2212")
 
     def vs_sentence(self) -> str:
@@ -176,9 +181,9 @@ class Row:
         c = self.vs_baseline
         if c is None:
             return ""
-        p = "p < 0.001" if c.p_value < 0.001 else f"p = {c.p_value:.3f}"
+        p = c.p_text() if c.p_value is None else "McNemar " + c.p_text()
         text = (f"{100 * abs(c.difference):.1f} points {'more' if c.difference >= 0 else 'less'} robust than the baseline on the "
-                f"same images (95 % CI {100 * c.low:+.1f} to {100 * c.high:+.1f}, McNemar {p}")
+                f"same images (95 % CI {100 * c.low:+.1f} to {100 * c.high:+.1f}, {p}")
         return text.replace("-", "\u2212") + ("; significant)" if c.significant else "; not significant)")
 
     def cost_text(self) -> str:
@@ -186,7 +191,9 @@ class Row:
         if self.clean_delta is None:
             return ""
         d = 100 * self.clean_delta
-        return "as clean as" if abs(d) < 0.05 else f"{abs(d):.1f} points {'below' if d < 0 else 'above'}"
+        c = self.clean_vs_baseline
+        ci = "" if c is None else f" (95 % CI {100 * c.low:+.1f} to {100 * c.high:+.1f})".replace("-", "\u2212")
+        return "as clean as" if abs(d) < 0.05 else f"{abs(d):.1f} points{ci} {'below' if d < 0 else 'above'}"
 
     def n_text(self) -> str:
         return str(self.n[0]) if len(set(self.n)) == 1 else " / ".join(map(str, self.n))
@@ -241,13 +248,16 @@ def _model_flags(model: ModelResults, threat: str) -> list[Check]:
 
 
 def _paired(row: Row, baseline: Row) -> PairedComparison | None:
-    """``row`` against ``baseline`` on the examples of the seeds both have, pooled over those seeds."""
-    a, b = [], []
-    for seed in sorted(set(row.bits) & set(baseline.bits)):
-        if len(row.bits[seed]) == len(baseline.bits[seed]):
-            a += [c == "1" for c in row.bits[seed]]
-            b += [c == "1" for c in baseline.bits[seed]]
-    return paired_comparison(np.array(a), np.array(b)) if a else None
+    """``row``'s worst case against ``baseline``'s on the same examples, over the seeds both have."""
+    return compare_outcome_strings(row.bits, baseline.bits, CONFIDENCE)
+
+
+def _clean_bits(model: ModelResults) -> str:
+    """The per-example clean outcomes of the record that ``_clean`` takes the clean accuracy from."""
+    recs = model.attack_records
+    n_max = max(r.metrics.n_examples for r in recs)
+    best = max((r for r in recs if r.metrics.n_examples == n_max), key=lambda r: r.metrics.clean_accuracy)
+    return best.metrics.per_example.clean
 
 
 def _clean(model: ModelResults) -> float:
@@ -265,6 +275,7 @@ def _leaderboard_rows(models: list[ModelResults], eps: float, threat: str) -> li
         group = sorted(group, key=lambda m: m.attack_records[0].seed)
         seeds, n, clean, robust, attacks, found = [], [], [], [], set(), []
         per_seed_bits: dict[int, str] = {}
+        per_seed_clean: dict[int, str] = {}
         k_total = n_total = 0
         for m in group:
             by_eps = m.summary.worst_case.get(threat, {})
@@ -283,10 +294,17 @@ def _leaderboard_rows(models: list[ModelResults], eps: float, threat: str) -> li
             bits = m.worst_bits(threat, eps)
             if bits is not None:
                 per_seed_bits[seeds[-1]] = bits
+            if _clean_bits(m):
+                per_seed_clean[seeds[-1]] = _clean_bits(m)
         if not seeds:
             continue
-        rows.append(Row(label, _slug(label), seeds, n, clean, robust, sorted(attacks), found, wilson_interval(k_total, n_total, CONFIDENCE),
-                        bits=per_seed_bits))
+        if len(per_seed_bits) == len(seeds):  # over several seeds: the hierarchical bootstrap; one seed: Wilson
+            outcomes = [np.frombuffer(b.encode(), dtype=np.uint8) == ord("1") for b in per_seed_bits.values()]
+            ci = hierarchical_interval(outcomes, CONFIDENCE)[1:]
+        else:
+            ci = wilson_interval(k_total, n_total, CONFIDENCE)
+        rows.append(Row(label, _slug(label), seeds, n, clean, robust, sorted(attacks), found, ci,
+                        bits=per_seed_bits, clean_bits=per_seed_clean))
     return rows
 
 
@@ -378,6 +396,8 @@ def _sections(results: Results, table: pd.DataFrame, figures: list[Path], report
         for r in rows:
             r.clean_delta = None if baseline is None or r is baseline else r.clean_mean - baseline.clean_mean
             r.vs_baseline = None if baseline is None or r is baseline else _paired(r, baseline)
+            r.clean_vs_baseline = None if baseline is None or r is baseline else \
+                compare_outcome_strings(r.clean_bits, baseline.clean_bits, CONFIDENCE)
         order = lambda r: (-r.robust_mean, -r.clean_mean, r.defense)  # noqa: E731
         trusted = sorted((r for r in rows if not r.flags), key=order)
         flagged = sorted((r for r in rows if r.flags), key=order)

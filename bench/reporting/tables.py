@@ -16,7 +16,7 @@ import pandas as pd
 
 from bench.records.results import Results, load_results
 from bench.evaluation.checks import next_attack
-from bench.evaluation.intervals import hierarchical_interval
+from bench.evaluation.intervals import PairedComparison, compare_outcome_strings, hierarchical_interval
 from bench.protocol import middle_eps
 from bench.records.schema import AttackRecord, flags
 
@@ -177,6 +177,67 @@ def flag_reasons(results: Results | None) -> dict[tuple[str, str], list[tuple[st
     return {key: sorted(v.items()) for key, v in out.items()}
 
 
+def seed_outcomes(frame: pd.DataFrame, phash: str, threat: str, defense: str, eps: float, column: str = "robust_bits",
+                  attack: str = WORST) -> dict[int, str]:
+    """seed -> per-example outcome string of one cell of the long frame (``robust_bits`` or ``clean_bits``)."""
+    rows = frame[(frame["protocol_hash"] == phash) & (frame["threat_model"] == threat) & (frame["defense"] == defense)
+                 & (frame["attack"] == attack) & (frame["eps"] == eps)]
+    return {int(r.seed): getattr(r, column) for r in rows.itertuples() if isinstance(getattr(r, column), str) and getattr(r, column)}
+
+
+def compare_defenses(frame: pd.DataFrame, phash: str, threat: str, a: str, b: str, eps: float,
+                     attack: str = WORST) -> tuple[PairedComparison | None, PairedComparison | None]:
+    """(robust, clean) accuracy of ``a`` minus ``b`` at ``eps``, paired over the same examples and seeds."""
+    robust = compare_outcome_strings(seed_outcomes(frame, phash, threat, a, eps, attack=attack),
+                                     seed_outcomes(frame, phash, threat, b, eps, attack=attack))
+    clean = compare_outcome_strings(seed_outcomes(frame, phash, threat, a, eps, "clean_bits", attack),
+                                    seed_outcomes(frame, phash, threat, b, eps, "clean_bits", attack))
+    return robust, clean
+
+
+def difference_text(c: PairedComparison | None, p: bool = True) -> str:
+    """"+28.2 [+24.9, +31.5], p < 0.001" in points; "" without a comparison."""
+    if c is None:
+        return ""
+    text = f"{100 * c.difference:+.1f} [{100 * c.low:+.1f}, {100 * c.high:+.1f}]"
+    if p:
+        text += f", {c.p_text()}"
+    return text + (" *" if c.significant else "")
+
+
+def comparison(frame: pd.DataFrame, a: str, b: str, threat: str = "linf", attack: str = WORST) -> str:
+    """Markdown: ``a`` against ``b`` per protocol hash they share and per eps of ``threat``, paired over
+    the same images and seeds (``bench compare``). Raises ``ConfigError`` naming what exists."""
+    from bench.errors import ConfigError
+
+    known = sorted(frame["defense"].unique()) if len(frame) else []
+    for name in (a, b):
+        if name not in known:
+            raise ConfigError(f"no records of defense {name!r} in these results; defenses with records: {', '.join(known) or 'none'}")
+    cells = frame[(frame["threat_model"] == threat) & (frame["attack"] == attack)]
+    if not len(cells):
+        raise ConfigError(f"no {attack!r} rows for threat model {threat!r}; threat models with records: "
+                          f"{', '.join(sorted(frame['threat_model'].unique()))}; attacks: {', '.join(sorted(frame['attack'].unique()))}")
+    parts = []
+    for (protocol, phash), part in cells.groupby(["protocol", "protocol_hash"], sort=True):
+        if not {a, b} <= set(part["defense"]):
+            continue
+        lines = [f"### {protocol} ({phash}), {threat}, {attack}: {a} minus {b}", "",
+                 "| eps | seeds | n | robust Δ [95 %] | p | clean Δ [95 %] |", "|---|---|---|---|---|---|"]
+        for eps in sorted(part["eps"].unique()):
+            robust, clean = compare_defenses(frame, phash, threat, a, b, eps, attack)
+            if robust is None:
+                continue
+            lines.append(f"| {eps:g} | {robust.seeds} | {robust.n} | {difference_text(robust, p=False)} | "
+                         f"{robust.p_text()} | {difference_text(clean, p=False)} |")
+        parts.append("\n".join(lines) + "\n")
+    if not parts:
+        raise ConfigError(f"{a} and {b} share no protocol hash with {threat} {attack!r} records, so there is nothing paired to compare")
+    note = ("Differences in points, paired over the same test images: a paired bootstrap interval (over the seeds both "
+            "have, then the images, for several seeds) and for one seed the exact McNemar p-value; * significant at 5 %.\n")
+    return note + "\n" + "\n".join(parts)
+
+
 def headline(table: pd.DataFrame, frame: pd.DataFrame, threat: str = "linf", results: Results | None = None) -> str:
     """The leaderboard: per protocol, each defense's worst case over its attacks. Defenses whose
     every check passed are ranked by robust accuracy at the middle eps; flagged ones are listed
@@ -203,11 +264,27 @@ def headline(table: pd.DataFrame, frame: pd.DataFrame, threat: str = "linf", res
         flagged = {d for d, rows in by_defense.items() if any(v for v in rows["flags"])}
         order = sorted(by_defense, key=lambda d: (-robust_at[d], d))
 
+        base = "baseline" if "baseline" in by_defense else None
+
+        def versus(defense: str) -> list[str]:
+            if base is None:
+                return []
+            if defense == base:
+                return ["", ""]
+            robust, clean = compare_defenses(frame, phash, threat, defense, base, middle)
+            return [difference_text(clean, p=False), difference_text(robust)]
+
         def cells(rows: pd.DataFrame) -> list[str]:
             by_eps = {r.eps: robust_text(r) for r in rows.itertuples()}
-            return [clean_text(next(rows.itertuples()))] + [by_eps.get(e, "") for e in grid]
+            first = next(rows.itertuples())
+            return [clean_text(first)] + [by_eps.get(e, "") for e in grid] + versus(first.defense)
 
-        head = ["rank", "defense", "clean %"] + [f"eps {e:g}" for e in grid]
+        vs_head = [f"clean Δ vs {base}", f"robust Δ vs {base} at eps {middle:g}"] if base else []
+        head = ["rank", "defense", "clean %"] + [f"eps {e:g}" for e in grid] + vs_head
+        if base:
+            lines += [f"Δ vs {base}: accuracy minus {base}'s on the same test images, in points, with its paired 95 % "
+                      "bootstrap interval (over seeds, then images, where there are several seeds) and, for one seed, "
+                      f"the exact McNemar p-value; * where the difference is significant at 5 %.", ""]
         lines += [f"Ranked: every sanity check passed; ordered by robust accuracy at eps {middle:g}.", "",
                   "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         trusted = [d for d in order if d not in flagged]
@@ -216,7 +293,7 @@ def headline(table: pd.DataFrame, frame: pd.DataFrame, threat: str = "linf", res
         if not trusted:
             lines.append("| | (no defense passed every check) |" + " |" * (len(head) - 2))
         if flagged:
-            head = ["defense", "clean %"] + [f"eps {e:g}" for e in grid] + ["flagged: why", "run next"]
+            head = ["defense", "clean %"] + [f"eps {e:g}" for e in grid] + vs_head + ["flagged: why", "run next"]
             lines += ["", "Not ranked: a sanity check suspects that the attacks failed on these defenses, so their numbers "
                       "are upper bounds at best, whatever their value.", "",
                       "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

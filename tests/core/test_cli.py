@@ -107,6 +107,26 @@ def test_report_writes_tables_and_figures(quick_run):
     assert all(re.fullmatch(r"\d+\.\d \[\d+\.\d, \d+\.\d\]", c) for c in cells[: 1 + len(nonzero)])
 
 
+REFERENCE = README.parent / "results" / "reference"
+
+
+def test_compare_pairs_two_defenses_on_the_same_images(capsys):
+    assert main(["compare", "pixel_sim", "baseline", "--results", str(REFERENCE)]) == 0
+    out = capsys.readouterr().out
+    assert "worst case: pixel_sim minus baseline" in out and "| eps | seeds | n | robust Δ [95 %] | p | clean Δ [95 %] |" in out
+    rows = [line for line in out.splitlines() if re.match(r"\| 0\.\d+ \| 1 \| \d+ \|", line)]
+    assert rows and all(re.search(r"[+-]\d+\.\d \[[+-]\d+\.\d, [+-]\d+\.\d\]", r) for r in rows)
+    assert all("p " in r for r in rows)
+    # a single attack instead of the worst case; errors name what exists
+    assert main(["compare", "pixel_sim", "baseline", "--results", str(REFERENCE), "--attack", "pgd"]) == 0
+    assert "linf, pgd: pixel_sim minus baseline" in capsys.readouterr().out
+    assert main(["compare", "pixel_sin", "baseline", "--results", str(REFERENCE)]) == 2
+    err = capsys.readouterr().err
+    assert "no records of defense 'pixel_sin'" in err and "defenses with records: " in err and "pixel_sim" in err
+    assert main(["compare", "pixel_sim", "baseline", "--results", str(REFERENCE), "--threat", "l3"]) == 2
+    assert "threat models with records: " in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -80,3 +80,31 @@ def test_hierarchical_interval_one_seed_is_wilson_and_several_seeds_widen_it():
     m2, low2, high2 = hierarchical_interval(apart)
     assert m2 == 0.5 and high2 - low2 > high - low + 0.1  # the spread between seeds widens it
     assert hierarchical_interval(apart) == (m2, low2, high2)  # seeded: repeatable
+
+
+def test_paired_over_seeds_pairs_within_each_seed_and_widens_with_seed_spread():
+    import numpy as np
+
+    from bench.evaluation.intervals import compare_outcome_strings, paired_comparison, paired_over_seeds
+
+    rng = np.random.default_rng(1)
+    b = rng.random(400) < 0.5
+    flip = rng.random(400) < 0.1
+    a = b | flip  # A is right wherever B is, and on ~10 % more
+    one = paired_over_seeds([(a, b)])
+    assert one == paired_comparison(a, b) and one.p_value is not None and one.seeds == 1
+    # three seeds agreeing: the mean difference, an interval around it, no McNemar p (the seeds share images)
+    same = paired_over_seeds([(a, b)] * 3)
+    assert same.p_value is None and same.seeds == 3 and same.significant
+    assert same.difference == pytest.approx((a.mean() - b.mean())) and same.low < same.difference < same.high
+    # seeds that disagree on the sign: the interval spans 0, so not significant
+    spread = paired_over_seeds([(a, b), (b, a), (a, b)])
+    assert spread.low < 0 < spread.high and not spread.significant
+    assert (spread.high - spread.low) > (same.high - same.low)
+    # from the records' strings, on the seeds both sides have
+    text = lambda v: "".join("1" if x else "0" for x in v)  # noqa: E731
+    c = compare_outcome_strings({0: text(a), 1: text(a), 5: text(a)}, {0: text(b), 1: text(b)})
+    assert c.seeds == 2 and c.difference == pytest.approx(same.difference)
+    assert compare_outcome_strings({0: text(a)}, {1: text(b)}) is None
+    with pytest.raises(ValueError):
+        paired_over_seeds([(a, b), (a, b[:10])])

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.evaluation.intervals import wilson_interval as wilson
+from bench.evaluation.intervals import hierarchical_interval, wilson_interval as wilson
 from bench.reporting import write_report
 from bench.reporting.html import write_html
 
@@ -63,6 +63,17 @@ def report(results, tmp_path_factory) -> Path:
     written = write_report(results, reports, html=True)
     assert written[-1] == reports / "index.html"
     return written[-1]
+
+
+def _worst_bits(results: Path, defense: str, seed: int, eps: float):
+    """The worst case's per-example outcomes at ``eps`` over a model's L_inf records, as the reports compute it."""
+    import numpy as np
+
+    from bench.records.results import load_results
+
+    model = next(m for m in load_results(results).models
+                 if m.attack_records[0].defense.label == defense and m.attack_records[0].seed == seed)
+    return np.frombuffer(model.worst_bits("linf", eps).encode(), dtype=np.uint8) == ord("1")
 
 
 class Dom(HTMLParser):
@@ -127,7 +138,7 @@ def test_wilson_interval():
     assert low == pytest.approx(0.4038, abs=1e-4) and high == pytest.approx(0.5962, abs=1e-4)
 
 
-def test_page_leads_with_the_leaderboard(report):
+def test_page_leads_with_the_leaderboard(report, results):
     page = report.read_text()
     dom = Dom(page)
     board, flagged = f"leaderboard-{PROTO}", f"flagged-table-{PROTO}"
@@ -148,24 +159,30 @@ def test_page_leads_with_the_leaderboard(report):
     assert "iterative_beats_single_step" in why and "PGD leaves more accuracy than FGSM" in why
     assert "Most robust trusted defense: adv_train" in page
 
-    # the interval: Wilson over the examples (pooled over the baseline's two seeds), the eps the middle of the grid
+    # the interval over the baseline's two seeds: the hierarchical bootstrap (seeds, then examples);
+    # one seed: Wilson over its examples. The eps: the middle of the grid
     base = defenses.index("baseline")
     row = dom.tables[board]["rows"][base]
     assert dom.column(board, "seeds")[base] == 2 and dom.column(board, "n")[base] == 1000
     acc = robust[base]
-    low, high = wilson(round(acc * 500) * 2, 1000)
+    bits = _worst_bits(results, "baseline", 0, 0.15)
+    _, low, high = hierarchical_interval([bits, bits])
     assert row["text"][3] == f"{100 * low:.1f}–{100 * high:.1f}"
     assert row["text"][2].strip() == f"{100 * acc:.1f} ± 0.0"
+    adv = defenses.index("adv_train")
+    k = round(robust[adv] * 500)
+    assert dom.tables[board]["rows"][adv]["text"][3] == "{:.1f}–{:.1f}".format(*(100 * v for v in wilson(k, 500)))
     assert "L∞ leaderboard at eps = 0.15" in page
-    assert "Wilson score interval of the examples of every seed pooled" in page
+    assert "hierarchical bootstrap: resample the seeds, then each drawn seed's examples" in page
 
     # paired against the baseline on the same images: difference, bootstrap interval, exact McNemar p-value
     vs = dom.column(board, "vs")
     assert vs[base] is None and all(v is not None for i, v in enumerate(vs) if i != base)
-    adv = defenses.index("adv_train")
     assert vs[adv] == pytest.approx(robust[adv] - robust[base], abs=1e-6)
     assert re.search(r"\+\d+\.\d \[\+\d+\.\d, \+\d+\.\d\], p < 0\.001", dom.tables[board]["rows"][adv]["text"][6])
     assert "more robust than the baseline on the same images" in page and "McNemar" in page
+    # the clean cost, paired on the same images, with its interval
+    assert re.fullmatch(r"[+\u2212]\d+\.\d \[[+\u2212]\d+\.\d, [+\u2212]\d+\.\d\]", dom.tables[board]["rows"][adv]["text"][5])
 
     # figures inlined; per-defense detail: attacks x eps, checks with numbers, training history
     assert [img["src"][:22] for img in dom.images] == ["data:image/png;base64,"] * len(dom.images) and len(dom.images) >= 5
@@ -281,3 +298,16 @@ def test_chromium_reports_a_missing_figure(results, tmp_path):
     index = write_html(results, reports, [reports / f"accuracy_vs_eps_{PROTO}_linf.png"])
     dom = Dom(chromium(index.as_uri(), tmp_path)[0])
     assert dom.body.get("data-images") == "1" and dom.body.get("data-images-loaded") == "false"
+
+
+def test_markdown_leaderboard_pairs_each_defense_with_the_baseline(report):
+    board = (report.parent / "leaderboard.md").read_text()
+    assert "| rank | defense | clean % |" in board and "| clean Δ vs baseline | robust Δ vs baseline at eps 0.15 |" in board
+    assert "paired 95 % bootstrap interval" in board and "exact McNemar p-value" in board
+    adv = next(line for line in board.splitlines() if line.startswith("| ") and "| adv_train |" in line)
+    cells = adv.rstrip(" |").split(" | ")
+    clean_delta, robust_delta = cells[-2], cells[-1]
+    assert re.fullmatch(r"[+-]\d+\.\d \[[+-]\d+\.\d, [+-]\d+\.\d\]( \*)?", clean_delta)
+    assert re.fullmatch(r"\+\d+\.\d \[\+\d+\.\d, \+\d+\.\d\], p < 0\.001 \*", robust_delta)  # adversarial training: far more robust
+    base = next(line for line in board.splitlines() if "| baseline |" in line)
+    assert base.rstrip().endswith("|  |  |")  # no comparison with itself
