@@ -90,6 +90,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--results", type=Path, default=Path("results"), help="folder of result records (default: ./results)")
     p.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default: ./reports)")
     p.add_argument("--html", action="store_true", help="also write reports/index.html: a static, self-contained page")
+    p.add_argument("--all-versions", action="store_true",
+                   help="also report records of older versions of a protocol (by default only each protocol's newest)")
 
     p = sub.add_parser("compare", parents=[common], help="two defenses, paired over the same images and seeds: differences with intervals")
     p.add_argument("a", help="defense label as the reports show it (the difference is a minus b)")
@@ -191,7 +193,7 @@ def cmd_sweep(args) -> None:
 def cmd_report(args) -> None:
     from bench.reporting import write_report
 
-    for path in write_report(args.results, args.out, html=args.html):
+    for path in write_report(args.results, args.out, html=args.html, all_versions=args.all_versions):
         print(f"wrote {path}")
 
 

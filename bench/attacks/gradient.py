@@ -22,21 +22,29 @@ from bench.attacks.threat import THREAT_MODELS, Linf
 from bench.registry import ATTACKS
 
 
-LOSSES = ("ce", "margin")
+LOSSES = ("ce", "margin", "dlr")
+TARGET_LOSSES = ("margin", "dlr")
 
 
 def attack_loss(logits: torch.Tensor, y: torch.Tensor, loss: str = "ce", target: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-example loss the attack ascends: cross-entropy, or the logit margin (largest wrong logit
-    minus the true one; toward ``target`` when given). The margin's gradient does not vanish when
-    the softmax saturates, and a positive margin means the example is fooled."""
+    """Per-example loss the attack ascends: cross-entropy; the logit margin (largest wrong logit
+    minus the true one; toward ``target`` when given); or the margin divided by the spread of the
+    sorted logits (Croce & Hein's DLR: z_1 - z_3 untargeted, z_1 - (z_3 + z_4) / 2 targeted), which
+    makes it invariant to the logits' scale. The margin's gradient does not vanish when the softmax
+    saturates, and a positive margin (or DLR) means the example is fooled."""
     logits = logits.float()
     if loss == "ce":
         return F.cross_entropy(logits, y, reduction="none")
     true = logits.gather(1, y[:, None]).squeeze(1)
     if target is not None:
-        return logits.gather(1, target[:, None]).squeeze(1) - true
-    others = logits.scatter(1, y[:, None], float("-inf"))
-    return others.max(1).values - true
+        margin = logits.gather(1, target[:, None]).squeeze(1) - true
+    else:
+        margin = logits.scatter(1, y[:, None], float("-inf")).max(1).values - true
+    if loss == "margin":
+        return margin
+    top = logits.sort(dim=1, descending=True).values
+    spread = top[:, 0] - (top[:, 2] if target is None else (top[:, 2] + top[:, 3]) / 2)
+    return margin / (spread + 1e-12)
 
 
 def input_gradient(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor, loss: str = "ce",
@@ -56,10 +64,28 @@ def input_gradient(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor, loss:
 
 def step_sizes(size: float, steps: int, schedule: str) -> list[float]:
     """Per-step sizes: constant, or cosine-annealed from twice ``size`` (large steps explore, small
-    ones refine near the boundary; the mean size stays ``size``)."""
-    if schedule == "constant":
+    ones refine near the boundary; the mean size stays ``size``). The ``adaptive`` schedule sets
+    its sizes per example as it goes (``adaptive_checkpoints``); its list starts from ``size``."""
+    if schedule in ("constant", "adaptive"):
         return [size] * steps
     return [size * (1 + math.cos(math.pi * t / steps)) for t in range(steps)]
+
+
+def adaptive_checkpoints(steps: int) -> set[int]:
+    """The iterations after which APGD may halve an example's step (Croce & Hein 2020, section 3.2):
+    the first after 22 % of the steps, then each gap 3 % of the steps shorter than the last, but at
+    least 6 % (in whole steps, as AutoAttack counts them)."""
+    gap, shrink, shortest = max(int(0.22 * steps), 1), max(int(0.03 * steps), 1), max(int(0.06 * steps), 1)
+    marks, at = set(), gap
+    while at < steps:
+        marks.add(at)
+        gap = max(gap - shrink, shortest)
+        at += gap
+    return marks
+
+
+ADAPTIVE_RHO = 0.75  # halve the step where fewer than this fraction of steps since the last checkpoint raised the loss
+ADAPTIVE_MOMENTUM = 0.75
 
 
 class FGSM(Attack):
@@ -93,7 +119,8 @@ class PGD(Attack):
                 grad, _ = input_gradient(model, x_adv, y, loss)
                 x_adv = (x + threat.project(threat.step(x_adv - x, grad, size), eps)).clamp(0, 1)
             return x_adv
-        runs: list[tuple[str, int | None]] = [(loss, None)] * restarts + [("margin", k) for k in range(int(p.get("targets", 0)))]
+        target_loss = p.get("target_loss", "margin")
+        runs: list[tuple[str, int | None]] = [(loss, None)] * restarts + [(target_loss, k) for k in range(int(p.get("targets", 0)))]
         targets = None
         if len(runs) > restarts:
             with torch.no_grad():
@@ -111,6 +138,10 @@ class PGD(Attack):
             else:
                 delta = threat.random_init(x, eps, generator) if random_start else torch.zeros_like(x)
                 x_adv = (x + delta).clamp(0, 1)
+            if p.get("schedule") == "adaptive":
+                if self._adaptive_run(model, x, y, eps, x_adv, run_loss, None if k is None else targets[:, k], best, fooled, steps):
+                    return best
+                continue
             previous = x_adv.clone() if momentum else None
             for step in range(steps + 1):  # the last pass only checks the final iterate
                 active = (~fooled).nonzero().flatten()
@@ -138,17 +169,79 @@ class PGD(Attack):
         best[~fooled] = x_adv[~fooled]  # not fooled: the last iterate of the last run
         return best
 
+    def _adaptive_run(self, model, x, y, eps, x_adv, loss, target, best, fooled, steps) -> bool:
+        """One run with APGD's step-size rule on the examples not yet fooled: start at 2 eps, step with
+        momentum 0.75, and at each checkpoint halve an example's step, and go back to its best point,
+        where the loss rose on fewer than 75 % of the steps since the last checkpoint, or neither the
+        step nor the best loss changed. Fooled examples are kept in ``best`` and marked in ``fooled``;
+        the others leave their highest-loss point there. Returns whether every example is fooled."""
+        threat = THREAT_MODELS[self.threat_model]
+        idx = (~fooled).nonzero().flatten()
+        if not len(idx):
+            return True
+        xs, ys = x[idx], y[idx]
+        tg = None if target is None else target[idx]
+        shape = (len(idx),) + (1,) * (x.dim() - 1)
+        cur = x_adv[idx].clone()
+        eta = torch.full(shape, 2.0 * eps, device=x.device)
+        grad, logits = input_gradient(model, cur, ys, loss, tg)
+        value = attack_loss(logits, ys, loss, tg).detach()
+        best_x, best_loss, best_grad = cur.clone(), value.clone(), grad.clone()
+        previous = cur.clone()
+        alive = torch.ones(len(idx), dtype=torch.bool, device=x.device)
+        rises = torch.zeros(len(idx), device=x.device)
+        mark_eta, mark_loss, mark = eta.clone(), best_loss.clone(), 0
+        checkpoints = adaptive_checkpoints(steps)
 
-SCHEDULES = ("constant", "cosine")
+        def keep_fooled(a: torch.Tensor, points: torch.Tensor, lg: torch.Tensor) -> None:
+            newly = confirm_fooled(model, points, ys[a], lg.argmax(1) != ys[a])
+            best[idx[a[newly]]] = points[newly]
+            fooled[idx[a[newly]]] = True
+            alive[a[newly]] = False
+
+        keep_fooled(torch.arange(len(idx), device=x.device), cur, logits)
+        for step in range(steps):
+            a = alive.nonzero().flatten()
+            if not len(a):
+                break
+            delta = cur[a] - xs[a]
+            z = threat.project(threat.step(delta, grad[a], eta[a]), eps)
+            if step:
+                z = threat.project(delta + ADAPTIVE_MOMENTUM * (z - delta) + (1 - ADAPTIVE_MOMENTUM) * (delta - (previous[a] - xs[a])), eps)
+            previous[a] = cur[a]
+            cur[a] = (xs[a] + z).clamp(0, 1)
+            g, lg = input_gradient(model, cur[a], ys[a], loss, None if tg is None else tg[a])
+            v = attack_loss(lg, ys[a], loss, None if tg is None else tg[a]).detach()
+            grad[a] = g
+            rises[a] += (v > value[a]).float()
+            value[a] = v
+            up = v > best_loss[a]
+            best_x[a[up]], best_loss[a[up]], best_grad[a[up]] = cur[a[up]], v[up], g[up]
+            keep_fooled(a, cur[a], lg)
+            if step + 1 in checkpoints:
+                stalled = (rises < ADAPTIVE_RHO * (step + 1 - mark)) | ((eta.flatten() == mark_eta.flatten()) & (best_loss == mark_loss))
+                halve = (stalled & alive).nonzero().flatten()
+                eta[halve] /= 2
+                cur[halve], grad[halve], previous[halve] = best_x[halve], best_grad[halve], best_x[halve]
+                mark_eta, mark_loss, mark = eta.clone(), best_loss.clone(), step + 1
+                rises.zero_()
+        left = alive.nonzero().flatten()
+        x_adv[idx[left]] = best_x[left]
+        best[idx[left]] = best_x[left]
+        return bool(fooled.all())
+
+
+SCHEDULES = ("constant", "cosine", "adaptive")
 
 
 def _params(name: str, steps: int, rel_stepsize: float, restarts: int, random_start: bool, loss: str = "ce",
-            targets: int = 0, schedule: str = "constant", momentum: float = 0.0) -> dict:
+            targets: int = 0, schedule: str = "constant", momentum: float = 0.0, target_loss: str = "margin") -> dict:
     return {"steps": int_param(name, "steps", steps), "rel_stepsize": float_param(name, "rel_stepsize", rel_stepsize),
             "restarts": int_param(name, "restarts", restarts), "random_start": bool_param(name, "random_start", random_start),
             "loss": choice_param(name, "loss", loss, LOSSES), "targets": int_param(name, "targets", targets, minimum=0),
             "schedule": choice_param(name, "schedule", schedule, SCHEDULES),
-            "momentum": float_param(name, "momentum", momentum, low_inclusive=True, high=1.0, high_inclusive=False)}
+            "momentum": float_param(name, "momentum", momentum, low_inclusive=True, high=1.0, high_inclusive=False),
+            "target_loss": choice_param(name, "target_loss", target_loss, TARGET_LOSSES)}
 
 
 @ATTACKS.register("fgsm", description="fast gradient sign method, L_inf, one step of size eps (Goodfellow et al. 2015)")
@@ -158,11 +251,13 @@ def fgsm() -> Attack:
 
 @ATTACKS.register("pgd", description="projected gradient descent, L_inf, random start, keeps each example's first success (Madry et al. 2018)")
 def pgd(steps: int = 20, rel_stepsize: float = 0.1, restarts: int = 1, random_start: bool = True, loss: str = "ce",
-        targets: int = 0, schedule: str = "constant", momentum: float = 0.0) -> Attack:
-    return PGD("pgd", "linf", _params("pgd", steps, rel_stepsize, restarts, random_start, loss, targets, schedule, momentum))
+        targets: int = 0, schedule: str = "constant", momentum: float = 0.0, target_loss: str = "margin") -> Attack:
+    return PGD("pgd", "linf", _params("pgd", steps, rel_stepsize, restarts, random_start, loss, targets, schedule, momentum,
+                                       target_loss))
 
 
 @ATTACKS.register("pgd_l2", description="projected gradient descent, L_2, random start in the ball, normalised gradient steps")
 def pgd_l2(steps: int = 20, rel_stepsize: float = 0.1, restarts: int = 1, random_start: bool = True, loss: str = "ce",
-        targets: int = 0, schedule: str = "constant", momentum: float = 0.0) -> Attack:
-    return PGD("pgd_l2", "l2", _params("pgd_l2", steps, rel_stepsize, restarts, random_start, loss, targets, schedule, momentum))
+        targets: int = 0, schedule: str = "constant", momentum: float = 0.0, target_loss: str = "margin") -> Attack:
+    return PGD("pgd_l2", "l2", _params("pgd_l2", steps, rel_stepsize, restarts, random_start, loss, targets, schedule, momentum,
+                                       target_loss))

@@ -23,7 +23,9 @@ def _version(dist: str) -> str | None:
 
 
 def code_version() -> dict[str, Any]:
-    """Package version, plus the git commit and dirty flag when run from a checkout."""
+    """Package version, plus the git commit and dirty flag when run from a checkout. A copy of the
+    code without its git folder (shipped to a cluster or a GPU machine) may name its commit in
+    ``BENCH_GIT_COMMIT``; the dirty flag is then unknown (None)."""
     root = Path(__file__).resolve().parents[2]
     info: dict[str, Any] = {"package": _DISTRIBUTION, "version": _version(_DISTRIBUTION)}
     try:
@@ -35,6 +37,8 @@ def code_version() -> dict[str, Any]:
             info["git_dirty"] = bool(status.stdout.strip())
     except (OSError, subprocess.SubprocessError):
         pass
+    if "git_commit" not in info and os.environ.get("BENCH_GIT_COMMIT"):
+        info["git_commit"], info["git_dirty"] = os.environ["BENCH_GIT_COMMIT"], None
     return info
 
 

@@ -81,3 +81,26 @@ def load_results(results_dir: Path) -> Results:
         summary, reason = current_summary(summaries.get(folder), [rec for _, rec in records])
         models.append(ModelResults(folder, tuple(records), summary, reason))
     return Results(Path(results_dir), tuple(attacks), tuple(models), tuple(analyses))
+
+
+def latest_versions(results: Results) -> tuple[Results, list[str]]:
+    """Only the records of each protocol's newest version (a protocol's version is bumped when
+    its attacks or schedule change, so older records measure something else and must not be
+    ranked beside the current ones), and a line per protocol section left out."""
+
+    def version(rec: AttackRecord | AnalysisRecord) -> tuple[int, str]:
+        v = getattr(rec.protocol, "version", None)
+        return (v, "") if isinstance(v, int) else (-1, str(v))
+
+    newest: dict[str, tuple[int, str]] = {}
+    for _, rec in results.attacks:
+        newest[rec.protocol.name] = max(newest.get(rec.protocol.name, (-1, "")), version(rec))
+    keep = lambda rec: version(rec) == newest[rec.protocol.name]  # noqa: E731
+    dropped = sorted({f"{rec.protocol.name} version {version(rec)[0] if version(rec)[0] >= 0 else version(rec)[1]} "
+                      f"({rec.protocol.short_hash})" for _, rec in results.attacks if not keep(rec)})
+    if not dropped:
+        return results, []
+    models = tuple(m for m in results.models if keep(m.attack_records[0]))
+    attacks = tuple((p, r) for p, r in results.attacks if keep(r))
+    analyses = tuple((p, a) for p, a in results.analyses if version(a) == newest.get(a.protocol.name, version(a)))
+    return Results(results.root, attacks, models, analyses), dropped

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.errors import BenchError
-from bench.records.results import load_results
+from bench.records.results import latest_versions, load_results
 from bench.reporting import plots
 from bench.reporting.html import write_html
 from bench.reporting.tables import headline, leaderboard, records_frame, reference_eps, summary_table, to_markdown
@@ -18,8 +18,13 @@ from bench.reporting.tables import headline, leaderboard, records_frame, referen
 __all__ = ["reference_eps", "write_report"]
 
 
-def write_report(results_dir: Path, reports_dir: Path, html: bool = False) -> list[Path]:
+def write_report(results_dir: Path, reports_dir: Path, html: bool = False, all_versions: bool = False) -> list[Path]:
+    """Tables and figures of every record under ``results_dir``; of each protocol only its newest
+    version unless ``all_versions`` (older versions ran other attacks or schedules)."""
     results = load_results(results_dir)
+    superseded: list[str] = []
+    if not all_versions:
+        results, superseded = latest_versions(results)
     frame = records_frame(results)
     if frame.empty:
         raise BenchError(f"no result records under {results_dir}; run `bench run` first, or pass --results DIR "
@@ -36,6 +41,9 @@ def write_report(results_dir: Path, reports_dir: Path, html: bool = False) -> li
               "\"sanity checks\" lists every flagged check (docs/methods.md#8-sanity-checks; the records hold their numbers); "
               "a flagged row is not to be trusted. \"[simulated V1]\" marks neural_sim trained on the simulated V1 "
               "stand-in, not on neural recordings.\n\n")
+    if superseded:
+        header += ("Left out, as older versions of a protocol shown here (`bench report --all-versions` includes them): "
+                   + "; ".join(superseded) + ".\n\n")
     written[1].write_text(header + "## Leaderboard (robust accuracy %)\n\n" + leaderboard(table)
                           + "\n## All figures\n\n" + to_markdown(table))
     written.append(reports_dir / "leaderboard.md")

@@ -224,3 +224,38 @@ def test_pgd_momentum_stays_in_the_ball_is_validated_and_does_not_weaken_a_short
     for bad in (-0.1, 1.0, True):
         with pytest.raises(ConfigError, match="momentum"):
             ATTACKS.create("pgd", momentum=bad)
+
+
+def test_adaptive_checkpoints_follow_apgd():
+    from bench.attacks.gradient import adaptive_checkpoints
+
+    # Croce & Hein's p_j: 0, 0.22, 0.41, 0.57, 0.7, 0.8, 0.87, 0.93, 0.99 of the iterations
+    assert sorted(adaptive_checkpoints(100)) == [22, 41, 57, 70, 80, 87, 93, 99]
+    assert all(0 < c < 10 for c in adaptive_checkpoints(10))
+
+
+def test_pgd_adaptive_schedule_and_dlr_targets_stay_in_the_ball_and_match_the_cosine_default(trained_cnn, eval_batch):
+    x, y = eval_batch
+    grid = [0.0, 0.05, 0.1]
+    cosine = ATTACKS.create("pgd", steps=20, rel_stepsize=0.25, schedule="cosine", targets=1)
+    adaptive = ATTACKS.create("pgd", steps=20, schedule="adaptive", targets=1, target_loss="dlr")
+    adv = adaptive.perturb(trained_cnn, x, y, 0.1, torch.Generator().manual_seed(0))
+    assert float((adv - x).abs().max()) <= 0.1 + 1e-6 and adv.min() >= 0 and adv.max() <= 1
+    a = evaluate_attack(trained_cnn, cosine, x, y, grid, 120, seed=0).robust_accuracy()
+    b = evaluate_attack(trained_cnn, adaptive, x, y, grid, 120, seed=0).robust_accuracy()
+    assert b[0.0] == a[0.0] and b[0.1] < b[0.0]  # it attacks, and clean points are untouched
+    assert all(abs(b[e] - a[e]) <= 0.05 for e in grid)  # as strong as the tuned default, within a few examples
+    with pytest.raises(ConfigError, match="target_loss"):
+        ATTACKS.create("pgd", target_loss="ce")
+
+
+def test_dlr_loss_is_scale_invariant_and_positive_when_fooled():
+    from bench.attacks.gradient import attack_loss
+
+    logits = torch.tensor([[3.0, 1.0, 0.5, 0.0, -1.0], [0.0, 2.0, 1.0, 0.5, -1.0]])
+    y = torch.tensor([0, 0])
+    plain = attack_loss(logits, y, "dlr")
+    assert torch.allclose(attack_loss(7 * logits + 3, y, "dlr"), plain)
+    assert plain[0] < 0 < plain[1]  # the second example is misclassified
+    target = torch.tensor([2, 2])
+    assert torch.allclose(attack_loss(5 * logits, y, "dlr", target), attack_loss(logits, y, "dlr", target))

@@ -98,9 +98,10 @@ def test_report_writes_tables_and_figures(quick_run):
     assert f"## quick (hash {rec['protocol']['hash'][:12]}), linf" in board
     assert "the worst case over fgsm (n = 64), pgd (n = 64); 64 test images; 1 seed(s)" in board
     assert f"records of {rec['created'][:10]}." in board
-    row = next(line for line in board.splitlines() if re.match(r"\| (1 \| )?baseline \|", line))
+    section = board.split(f"## quick (hash {rec['protocol']['hash'][:12]}), linf")[1].split("\n## ")[0]
+    row = next(line for line in section.splitlines() if re.match(r"\| (1 \| )?baseline \|", line))
     cells = row.rstrip(" |").split(" | ")[2 if row.startswith("| 1 |") else 1:]
-    worst = json.loads((work / "results").rglob("summary.json").__next__().read_text())["worst_case"]["linf"]
+    worst = json.loads(next((work / "results" / proto).rglob("summary.json")).read_text())["worst_case"]["linf"]
     nonzero = [w for eps, w in worst.items() if float(eps) > 0]
     # clean, then each eps: the accuracy and its 95 % Wilson interval over the 64 examples
     assert [c.split(" [")[0] for c in cells[1 : 1 + len(nonzero)]] == [f"{100 * w['accuracy']:.1f}" for w in nonzero]

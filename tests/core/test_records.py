@@ -29,3 +29,46 @@ def test_runs_that_differ_only_in_volatile_fields_compare_equal_and_real_differe
     found = differences(ra, comparable_records(b, ckpt_b))
     assert found == ["only in second: p/baseline/seed1/pgd.json",
                      "differs: p/baseline/seed0/pgd.json (metrics.robust_accuracy.0.1)"]
+
+
+def test_code_version_names_the_commit_of_a_copy_without_git(monkeypatch):
+    import importlib
+    import subprocess
+
+    environment = importlib.import_module("bench.records.environment")  # the package exports a function of that name
+
+    def no_git(*args, **kwargs):
+        raise FileNotFoundError("git")
+
+    monkeypatch.setattr(subprocess, "run", no_git)
+    monkeypatch.delenv("BENCH_GIT_COMMIT", raising=False)
+    assert "git_commit" not in environment.code_version()
+    monkeypatch.setenv("BENCH_GIT_COMMIT", "abc123")
+    info = environment.code_version()
+    assert info["git_commit"] == "abc123" and info["git_dirty"] is None
+
+
+def test_reports_leave_out_older_protocol_versions(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from bench.records.results import latest_versions, load_results
+    from bench.reporting import write_report
+
+    reference = Path(__file__).resolve().parents[2] / "results" / "reference" / "quick-cf725404da42" / "baseline"
+    old = tmp_path / "quick-cf725404da42" / "baseline"
+    shutil.copytree(reference, old, ignore=shutil.ignore_patterns("analysis_*"))
+    new = tmp_path / "quick-000000000000" / "baseline"
+    shutil.copytree(old, new)
+    for path in new.rglob("*.json"):
+        data = json.loads(path.read_text())
+        data["protocol"].update(version=99, hash="0" * 64)
+        path.write_text(json.dumps(data))
+    results = load_results(tmp_path)
+    kept, dropped = latest_versions(results)
+    assert dropped == ["quick version 1 (cf725404da42)"]
+    assert {rec.protocol.short_hash for _, rec in kept.attacks} == {"000000000000"} and len(kept.models) == 1
+    summary = write_report(tmp_path, tmp_path / "reports")[1].read_text()
+    assert "quick version 1 (cf725404da42)" in summary and "cf725404da42 |" not in summary
+    summary = write_report(tmp_path, tmp_path / "all", all_versions=True)[1].read_text()
+    assert "cf725404da42" in summary.split("## All figures")[1]
