@@ -8,13 +8,14 @@ before any data is loaded.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 from bench.attacks.base import Access, Attack, MinimalAttack
 from bench.data.base import to_float
 from bench.defenses.base import Defense
-from bench.errors import ConfigError
+from bench.errors import BenchError, ConfigError
 from bench.evaluation import evaluate_attack
 from bench.evaluation.model_checks import model_checks
 from bench.pipeline import (SURROGATE_DEFENSE, DataSplit, Settings, check_protocol, is_randomized, load_data, make_attack,
@@ -66,12 +67,33 @@ def run(protocol: Protocol, defense_name: str, attack_names: list[str], seeds: l
     return paths
 
 
+def refuse_other_weights(folder: Path, digest: str | None, replaced: set[Path]) -> None:
+    """Refuse to add records to ``folder`` when the records already there measured other weights
+    (the checkpoint was lost and the model retrained differently, e.g. under another torch build or
+    on a GPU): a worst case over attacks on two different networks would describe neither."""
+    if digest is None or not folder.is_dir():
+        return
+    for path in sorted(folder.glob("*.json")):
+        if path in replaced:
+            continue
+        try:
+            other = json.loads(path.read_text()).get("model", {}).get("weights_sha256")
+        except (OSError, ValueError):
+            continue
+        if other is not None and other != digest:
+            raise BenchError(f"{path} measured a model with weights {other[:12]}, but the model now loaded or trained for "
+                             f"this defense and seed has weights {digest[:12]} (its checkpoint was retrained, e.g. under "
+                             "another torch build or device); restore the checkpoint the records came from, or rerun with "
+                             "--force to measure every attack again on this model")
+
+
 def attack_seed(protocol: Protocol, defense: Defense, seed: int, todo: list[tuple[Attack, Path]], data: DataSplit,
                 settings: Settings) -> None:
     """Run the attacks ``todo`` on the pipeline of ``seed``, write each record, then the model's summary."""
     device = settings.resolved_device()
     dataset = data.dataset
     ready = obtain_model(protocol, defense, data, seed, settings)
+    refuse_other_weights(todo[0][1].parent, ready.info.get("weights_sha256"), {path for _, path in todo})
     model = ready.pipeline
     n = min(protocol.evaluation.n_examples, len(dataset.test_y))
     batch_size = protocol.evaluation.batch_size

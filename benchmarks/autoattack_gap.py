@@ -4,7 +4,7 @@ For each defense (trained, resumed or reloaded exactly as ``bench run`` does, fr
 checkpoint folder) and each eps of the protocol's L_inf grid, runs AutoAttack standard on the
 first ``--n`` test images and the attack under test (``pgd`` at the protocol's defaults unless
 ``--attack``), and prints both robust accuracies and the gap in points. AutoAttack's per-example
-results are cached in ``--cache`` (keyed by the model's training key, defense, seed and n), so that a
+results are cached in ``--cache`` (keyed by the digest of the model's weights, defense, seed and n: a model retrained elsewhere is attacked afresh), so that a
 change to the attack under test is measured again in seconds. ``--attack-seed`` repeats the tested
 attack with other random starts: the gap that counts is the largest over them. Prints one JSON object.
 
@@ -22,7 +22,7 @@ import torch
 
 from bench.data.base import to_float
 from bench.evaluation import evaluate_attack
-from bench.pipeline import Settings, load_data, make_attack, make_defense, obtain_model, training_key
+from bench.pipeline import Settings, load_data, make_attack, make_defense, obtain_model
 from bench.protocol import load_protocol
 
 
@@ -58,10 +58,11 @@ def main() -> None:
            "attack": args.attack, "params": tested.params, "precision": settings.resolved_precision(), "defenses": {}}
     for name in args.defense or ["baseline", "pixel_sim"]:
         defense = make_defense(protocol, name)
-        model = obtain_model(protocol, defense, data, args.seed, settings).pipeline
+        ready = obtain_model(protocol, defense, data, args.seed, settings)
+        model = ready.pipeline
         x = to_float(data.dataset.test_x[: args.n], device)
         y = data.dataset.test_y[: args.n].to(device)
-        key = f"{training_key(protocol, defense, args.seed)}/{defense.name}/{args.seed}/{args.n}"  # the model, not the attacks
+        key = f"{ready.info['weights_sha256']}/{defense.name}/{args.seed}/{args.n}"  # the trained weights, not the attacks
         t0 = time.perf_counter()
         if key not in cache:
             outcome = evaluate_attack(model, reference, x, y, [0.0, *grid], len(x), args.seed, False, "independent", False)
@@ -69,6 +70,8 @@ def main() -> None:
             args.cache.parent.mkdir(parents=True, exist_ok=True)
             args.cache.write_text(json.dumps(cache))
         aa_seconds = time.perf_counter() - t0
+        print(name, "autoattack", json.dumps({e: 100 * b.count("1") / len(b) for e, b in cache[key].items()}),
+              f"{aa_seconds:.1f} s", flush=True)
         runs = {}
         for attack_seed in args.attack_seed or [args.seed]:
             t0 = time.perf_counter()
@@ -84,6 +87,7 @@ def main() -> None:
                 rows[f"{e:g}"] = {"autoattack": aa, args.attack: mine, "gap_points": round(mine - aa, 2), "missed_by_attack": missed}
             runs[str(attack_seed)] = {"eps": rows, "max_gap_points": max(r["gap_points"] for r in rows.values()),
                                       "attack_seconds": round(seconds, 1)}
+            print(name, "attack seed", attack_seed, json.dumps(runs[str(attack_seed)]), flush=True)
         out["defenses"][name] = {"attack_seeds": runs, "max_gap_points": max(r["max_gap_points"] for r in runs.values()),
                                  "autoattack_seconds": round(aa_seconds, 1)}
         print(name, json.dumps(out["defenses"][name]), flush=True)

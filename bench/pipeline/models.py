@@ -10,6 +10,8 @@ analyze`` and ``bench figures`` all come through here.
 
 from __future__ import annotations
 
+import hashlib
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,6 +148,18 @@ def obtain_model(protocol: Protocol, defense: Defense, data: DataSplit, seed: in
     return ReadyModel(model.eval(), info)
 
 
+def weights_digest(model: nn.Module) -> str:
+    """SHA-256 of a model's parameters and buffers (names, dtypes, shapes, values): which trained
+    network a record measured. Two trainings of one key can differ (another torch build, a GPU),
+    and records of both must never be combined into one worst case."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def _obtain_root(protocol: Protocol, defense: Defense, data: DataSplit, seed: int, settings: Settings) -> ReadyModel:
     dataset = data.dataset
     device = settings.resolved_device()
@@ -153,7 +167,7 @@ def _obtain_root(protocol: Protocol, defense: Defense, data: DataSplit, seed: in
     if published is not None:
         model, source = published
         info = {"name": defense.name, "parameters": sum(p.numel() for p in model.parameters()), "pretrained": source,
-                "trained_now": False, "training": {"train_seconds": 0.0, "history": []}}
+                "weights_sha256": weights_digest(model), "trained_now": False, "training": {"train_seconds": 0.0, "history": []}}
         return ReadyModel(defense.wrap(model.to(device).eval()), info)
     key = training_key(protocol, defense, seed)
     folder = checkpoint_folder(settings.checkpoint_dir, protocol, defense, seed)
@@ -177,6 +191,7 @@ def _obtain_root(protocol: Protocol, defense: Defense, data: DataSplit, seed: in
         "parameters": sum(p.numel() for p in model.parameters()),
         "training_key": key,
         "checkpoint": str(folder / "final.pt"),
+        "weights_sha256": weights_digest(result.model),
         "trained_now": trained_now,
         "training": result.summary,
     }

@@ -34,7 +34,8 @@ def write_report(results_dir: Path, reports_dir: Path, html: bool = False, all_v
     written = [reports_dir / "summary.csv", reports_dir / "summary.md"]
     table.to_csv(written[0], index=False)
     eps_ref = reference_eps(table)
-    header = ("# Robustness summary\n\nAccuracy in percent on the first n test images, mean ± std over seeds. "
+    header = ("# Robustness summary\n\nAccuracy in percent on the first n test images: the mean over seeds [its 95 % interval: Wilson over "
+              "the examples for one seed, a bootstrap over seeds, then examples, for several; docs/methods.md#710-aggregation-over-seeds-and-intervals]. "
               "Robust accuracy at eps is the per-example worst case over that and every smaller eps; the **worst case** "
               "row of a defense takes, example by example, the worst over every attack run on it (the honest figure). "
               "Top-5 and MRR (mean reciprocal rank of the true class) are under attack at that eps. "

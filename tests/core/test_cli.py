@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -237,3 +238,21 @@ def test_a_type_error_inside_a_factory_is_a_bug_not_a_parameter_error(monkeypatc
 
     with pytest.raises(TypeError, match="has no len"):
         make_defense(load_protocol("quick"), "buggy_factory_for_test")
+
+
+def test_records_of_other_weights_are_never_completed(quick_run, tmp_path, capsys):
+    """A lost checkpoint retrained into different weights must not add records beside those of the old model."""
+    work, args = quick_run
+    shutil.copytree(work / "results", tmp_path / "results")
+    shutil.copytree(work / "ckpt", tmp_path / "ckpt")
+    moved = [str(tmp_path / a[len(str(work)) + 1:]) if a.startswith(str(work)) else a for a in args]
+    folder = next((tmp_path / "results").rglob("pgd.json")).parent
+    fgsm = json.loads((folder / "fgsm.json").read_text())
+    assert len(fgsm["model"]["weights_sha256"]) == 64
+    fgsm["model"]["weights_sha256"] = "0" * 64
+    (folder / "fgsm.json").write_text(json.dumps(fgsm))
+    (folder / "pgd.json").unlink()
+    assert main(moved) == 2
+    err = capsys.readouterr().err
+    assert "fgsm.json measured a model with weights 000000000000" in err and "--force" in err
+    assert not (folder / "pgd.json").exists()
