@@ -57,11 +57,13 @@ def adversarial_validity(n_checked: int, n_invalid: int, worst_excess: float) ->
 
 
 def eps_zero_matches_clean(clean_accuracy: float, eps0_accuracy: float | None, n: int = 0, randomized: bool = False) -> dict[str, Any] | None:
-    """Exact for deterministic pipelines; a randomised one draws afresh, so up to three binomial
-    standard errors of the clean accuracy over ``n`` examples."""
+    """Exact for deterministic pipelines (the same number of the ``n`` examples: a float32 mean
+    reduced on a GPU can differ from another in the last bits); a randomised one draws afresh,
+    so up to three binomial standard errors of the clean accuracy over ``n`` examples."""
     if eps0_accuracy is None:
         return None
-    tolerance = 3 * math.sqrt(max(clean_accuracy * (1 - clean_accuracy), 1e-4) / max(n, 1)) if randomized else 1e-9
+    exact = 0.5 / n if n > 0 else 1e-9
+    tolerance = 3 * math.sqrt(max(clean_accuracy * (1 - clean_accuracy), 1e-4) / max(n, 1)) if randomized else exact
     ok = abs(clean_accuracy - eps0_accuracy) <= tolerance
     detail = f"accuracy at eps=0 is {eps0_accuracy:.4f}, clean accuracy {clean_accuracy:.4f}"
     if randomized:
