@@ -95,7 +95,10 @@ def latest_versions(results: Results) -> tuple[Results, list[str]]:
     newest: dict[str, tuple[int, str]] = {}
     for _, rec in results.attacks:
         newest[rec.protocol.name] = max(newest.get(rec.protocol.name, (-1, "")), version(rec))
-    keep = lambda rec: version(rec) == newest[rec.protocol.name]  # noqa: E731
+
+    def keep(rec: AttackRecord) -> bool:
+        return version(rec) == newest[rec.protocol.name]
+
     dropped = sorted({f"{rec.protocol.name} version {version(rec)[0] if version(rec)[0] >= 0 else version(rec)[1]} "
                       f"({rec.protocol.short_hash})" for _, rec in results.attacks if not keep(rec)})
     if not dropped:
