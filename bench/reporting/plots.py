@@ -148,7 +148,7 @@ def accuracy_vs_eps(table: pd.DataFrame, out_dir: Path) -> list[Path]:
             _axes(ax, threat, worst["eps"].unique())
             attacks = _attacks(part)
             seeds = int(worst["seeds"].max())
-            ax.set_title(f"{protocol} ({phash}), {_threat(threat)}: worst case over {', '.join(attacks)}\n"
+            ax.set_title(f"{protocol} ({phash}), {_threat(threat)}: worst case over\n{', '.join(attacks)}\n"
                          f"{int(worst['n_examples'].max())} test images, {seeds} seed(s)"
                          + (", band = 95 % interval (bootstrap over seeds and images)" if seeds > 1 else ", band = 95 % Wilson interval over the images")
                          + (f"; {len(dropped)} more defenses in summary.md" if dropped else ""), loc="left")
@@ -252,6 +252,7 @@ def tradeoff(table: pd.DataFrame, out_dir: Path, eps_by_threat: dict[tuple[str, 
                 continue
             fig, ax = plt.subplots(figsize=(WIDTH_IN, 6.0), layout="constrained")
             xs, ys = list(100 * at["clean_mean"]), list(100 * at["robust_mean"])
+            x_extent, y_extent = list(xs), list(ys)  # the bars must fit in the axes too
             for r, x, y in zip(at.itertuples(), xs, ys):
                 several = r.seeds > 1
                 flagged = bool(str(r.flags or ""))
@@ -263,17 +264,20 @@ def tradeoff(table: pd.DataFrame, out_dir: Path, eps_by_threat: dict[tuple[str, 
                 else:  # one seed: 95 % Wilson intervals over the examples, as asymmetric bars
                     xerr = _asymmetric(x, accuracy_interval(r.clean_mean, int(r.n_examples)))
                     yerr = _asymmetric(y, accuracy_interval(r.robust_mean, int(r.n_examples)))
+                lo, hi = np.ravel(yerr)[0], np.ravel(yerr)[-1]
+                y_extent += [y - lo, y + hi]
+                x_extent += [x - np.ravel(xerr)[0], x + np.ravel(xerr)[-1]]
                 ax.errorbar(x, y, xerr=xerr, yerr=yerr,
                             marker="o", ms=8, capsize=3, color=defense_color(r.defense), ls="none",
                             mfc="white" if flagged else defense_color(r.defense), mew=2, zorder=3)
             front = pareto_front(list(zip(xs, ys)))
             fx, fy = [xs[i] for i in front], [ys[i] for i in front]
             ax.step(fx, fy, where="pre", color="#555555", lw=1.5, ls=":", zorder=2, label="Pareto front")
-            x0, x1 = min(xs), max(xs)
-            y0, y1 = min(ys), max(ys)
-            xpad, ypad = max(3.0, 0.3 * (x1 - x0)), max(5.0, 0.15 * (y1 - y0))
-            ax.set_xlim(x0 - xpad, x1 + xpad)
-            ax.set_ylim(max(-3.0, y0 - ypad), max(10.0, y1 + ypad))
+            x0, x1 = min(x_extent), max(x_extent)
+            y0, y1 = min(y_extent), max(y_extent)
+            xpad, ypad = max(1.5, 0.1 * (x1 - x0)), max(3.0, 0.1 * (y1 - y0))
+            ax.set_xlim(x0 - xpad, min(x1 + xpad, 102.0))
+            ax.set_ylim(max(-3.0, y0 - ypad), min(max(10.0, y1 + ypad), 102.0))
             _place_labels(ax, xs, ys, [r.defense + (" (flagged)" if str(r.flags or "") else "") + (" *" if i in front else "")
                                        for i, r in enumerate(at.itertuples())], [defense_color(d) for d in at["defense"]])
             ax.set_xlabel("clean accuracy (%)")
