@@ -8,7 +8,6 @@ before any data is loaded.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from bench.evaluation.model_checks import model_checks
 from bench.pipeline import (SURROGATE_DEFENSE, DataSplit, Settings, check_protocol, is_randomized, load_data, make_attack,
                             make_defense, obtain_model, obtain_surrogate)
 from bench.protocol import Protocol
-from bench.records import record_path, write_record
+from bench.records import iter_records_in, record_path, write_record
 from bench.records.build import attack_record_of, update_model_summary
 
 
@@ -73,13 +72,8 @@ def refuse_other_weights(folder: Path, digest: str | None, replaced: set[Path]) 
     on a GPU): a worst case over attacks on two different networks would describe neither."""
     if digest is None or not folder.is_dir():
         return
-    for path in sorted(folder.glob("*.json")):
-        if path in replaced:
-            continue
-        try:
-            other = json.loads(path.read_text()).get("model", {}).get("weights_sha256")
-        except (OSError, ValueError):
-            continue
+    for path, rec in iter_records_in(folder, "attack"):
+        other = None if path in replaced else rec.model.get("weights_sha256")
         if other is not None and other != digest:
             raise BenchError(f"{path} measured a model with weights {other[:12]}, but the model now loaded or trained for "
                              f"this defense and seed has weights {digest[:12]} (its checkpoint was retrained, e.g. under "
