@@ -18,6 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.protocol import builtin_protocols, load_protocol
 from bench.records.schema import AnalysisRecord, AttackRecord, ModelSummary
 from bench.records.store import SUMMARY_NAME, iter_records
 from bench.records.summary import current_summary
@@ -107,3 +108,24 @@ def latest_versions(results: Results) -> tuple[Results, list[str]]:
     attacks = tuple((p, r) for p, r in results.attacks if keep(r))
     analyses = tuple((p, a) for p, a in results.analyses if version(a) == newest.get(a.protocol.name, version(a)))
     return Results(results.root, attacks, models, analyses), dropped
+
+
+def outdated_protocols(results: Results) -> dict[tuple[str, str], str]:
+    """(protocol name, short hash) -> a sentence, for every section whose records ran an older
+    version of a protocol shipped with the package than the one shipped now: a reader must not
+    take them for what ``bench run --protocol <name>`` measures today."""
+    shipped = builtin_protocols()
+    out: dict[tuple[str, str], str] = {}
+    current: dict[str, object] = {}
+    for _, rec in results.attacks:
+        name, version = rec.protocol.name, getattr(rec.protocol, "version", None)
+        if name not in shipped or not isinstance(version, int) or (name, rec.protocol.short_hash) in out:
+            continue
+        if name not in current:
+            current[name] = load_protocol(name)
+        now = current[name]
+        if version < now.version:
+            out[(name, rec.protocol.short_hash)] = (
+                f"these records ran version {version} of the shipped protocol {name}; it is now at version "
+                f"{now.version} ({now.short_hash}), whose attacks or schedule differ: rerun to update them")
+    return out

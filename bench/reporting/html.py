@@ -39,7 +39,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from bench.errors import BenchError
 from bench.evaluation.checks import next_attack
 from bench.evaluation.intervals import PairedComparison, compare_outcome_strings, hierarchical_interval, wilson_interval
-from bench.records.results import ModelResults, Results, load_results
+from bench.records.results import ModelResults, Results, load_results, outdated_protocols
 from bench.records.schema import Check
 from bench.reporting.plots import _stem
 from bench.reporting.tables import WORST, records_frame, reference_eps, summary_table
@@ -230,6 +230,7 @@ class Section:
     created: str
     description: str = ""
     answer: dict = field(default_factory=dict)
+    outdated: str = ""
 
 
 def _slug(*parts: str) -> str:
@@ -383,6 +384,7 @@ def _sections(results: Results, table: pd.DataFrame, figures: list[Path], report
         first = m.attack_records[0]
         groups.setdefault((first.protocol.name, first.protocol.short_hash), []).append(m)
     sections = []
+    outdated = outdated_protocols(results)
     for (protocol, phash), models in groups.items():
         stem = _stem(protocol, phash)
         part = table[(table["protocol"] == protocol) & (table["protocol_hash"] == phash)]
@@ -443,7 +445,7 @@ def _sections(results: Results, table: pd.DataFrame, figures: list[Path], report
         sections.append(Section(protocol, phash, _slug(protocol, phash), eps, trusted, flagged,
                                 None if baseline is None else baseline.defense, any(r.several for r in rows),
                                 sorted({a for r in rows for a in r.attacks}), figs, defenses, len(models), created[:10],
-                                str(description or ""), answer))
+                                str(description or ""), answer, outdated.get((protocol, phash), "")))
     # the protocols in name order; of one name, the hash with the most defenses first
     return sorted(sections, key=lambda s: (s.protocol, -len(s.defenses), s.phash))
 

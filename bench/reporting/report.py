@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.errors import BenchError
-from bench.records.results import latest_versions, load_results
+from bench.records.results import latest_versions, load_results, outdated_protocols
 from bench.reporting import plots
 from bench.reporting.html import write_html
 from bench.reporting.tables import headline, leaderboard, records_frame, reference_eps, summary_table, to_markdown
@@ -45,6 +45,8 @@ def write_report(results_dir: Path, reports_dir: Path, html: bool = False, all_v
     if superseded:
         header += ("Left out, as older versions of a protocol shown here (`bench report --all-versions` includes them): "
                    + "; ".join(superseded) + ".\n\n")
+    for (name, phash), sentence in sorted(outdated_protocols(results).items()):
+        header += f"**Older setup:** {name} ({phash}): {sentence}.\n\n"
     written[1].write_text(header + "## Leaderboard (robust accuracy %)\n\n" + leaderboard(table)
                           + "\n## All figures\n\n" + to_markdown(table))
     written.append(reports_dir / "leaderboard.md")

@@ -72,3 +72,27 @@ def test_reports_leave_out_older_protocol_versions(tmp_path):
     assert "quick version 1 (cf725404da42)" in summary and "cf725404da42 |" not in summary
     summary = write_report(tmp_path, tmp_path / "all", all_versions=True)[1].read_text()
     assert "cf725404da42" in summary.split("## All figures")[1]
+
+
+def test_reports_mark_records_of_an_older_shipped_protocol_version(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from bench.protocol import load_protocol
+    from bench.records.results import load_results, outdated_protocols
+    from bench.reporting import write_report
+
+    reference = Path(__file__).resolve().parents[2] / "results" / "reference" / "quick-cf725404da42" / "baseline"
+    shutil.copytree(reference, tmp_path / "quick-cf725404da42" / "baseline", ignore=shutil.ignore_patterns("analysis_*"))
+    current = load_protocol("quick")
+    marks = outdated_protocols(load_results(tmp_path))
+    assert list(marks) == [("quick", "cf725404da42")]
+    assert f"version 1 of the shipped protocol quick; it is now at version {current.version}" in marks[("quick", "cf725404da42")]
+    written = write_report(tmp_path, tmp_path / "reports", html=True)
+    assert "**Older setup:** quick (cf725404da42)" in written[1].read_text()
+    assert "Older setup: these records ran version 1" in (tmp_path / "reports" / "index.html").read_text()
+    for path in (tmp_path / "quick-cf725404da42").rglob("*.json"):  # records of the current version: no mark
+        data = json.loads(path.read_text())
+        data["protocol"]["version"] = current.version
+        path.write_text(json.dumps(data))
+    assert outdated_protocols(load_results(tmp_path)) == {}
