@@ -83,6 +83,7 @@ class TrainingSpec:
     weight_decay: float = 0.0
     schedule: str = "constant"
     augment: str = "none"
+    grad_clip: float | None = None  # max L2 norm of the whole gradient per step; None: no clipping
 
 
 @dataclass(frozen=True)
@@ -323,7 +324,7 @@ def model_spec(source: str, data: Any) -> ModelSpec:
 
 def _training(source: str, data: Any) -> TrainingSpec:
     s = _Section(source, "training", data)
-    known = {"epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "schedule", "augment"}
+    known = {"epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "schedule", "augment", "grad_clip"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"protocol {source}: unknown key(s) training.{', training.'.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -335,6 +336,7 @@ def _training(source: str, data: Any) -> TrainingSpec:
         weight_decay=s.number("weight_decay", 0.0),
         schedule=s.choice("schedule", SCHEDULES, "constant"),
         augment=s.choice("augment", AUGMENTATIONS, "none"),
+        grad_clip=None if data.get("grad_clip") is None else s.number("grad_clip", low=0.0, low_inclusive=False),
     )
 
 

@@ -130,6 +130,17 @@ class RunningSums:
         return {f"train_{key}": self.mean(key) for key in self.sums}
 
 
+@torch.no_grad()
+def clip_gradient(optimizer: torch.optim.Optimizer, max_norm: float, sums: RunningSums, batch: int) -> None:
+    """Scale the step's whole gradient to L2 norm ``max_norm`` at most (a rare huge gradient, e.g.
+    from a regulariser whose loss is steep near its bounds, would otherwise wreck the network in
+    one step); the norm before clipping and the share of clipped steps go into the epoch's history."""
+    params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    norm = nn.utils.clip_grad_norm_(params, max_norm)
+    sums.sums["grad_norm"] = sums.sums.get("grad_norm", 0.0) + norm.double() * batch
+    sums.sums["clipped"] = sums.sums.get("clipped", 0.0) + (norm > max_norm).double() * batch
+
+
 def train_epoch(model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer, ctx: TrainingContext,
                 spec: TrainingSpec, epoch: int, images: torch.Tensor, labels: torch.Tensor, checkpoint_dir: Path,
                 progress: bool) -> RunningSums:
@@ -169,6 +180,8 @@ def train_epoch(model: nn.Module, objective: Objective, optimizer: torch.optim.O
             bar.set_postfix(loss=f"{sums.mean('loss'):.3f}", acc=f"{sums.mean('acc'):.3f}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if spec.grad_clip is not None:
+            clip_gradient(optimizer, spec.grad_clip, sums, len(y))
         optimizer.step()
     bar.close()
     return sums

@@ -85,6 +85,17 @@ def test_enumerated_values_and_ranges_are_checked_at_load(override, fragment):
     assert fragment in str(info.value)
 
 
+def test_gradient_clipping_is_optional_and_checked(tmp_path):
+    text = (resources.files("bench") / "protocols" / "quick.yaml").read_text()
+    assert load_protocol("quick").training.grad_clip is None
+    path = tmp_path / "clip.yaml"
+    path.write_text(text.replace("  schedule:", "  grad_clip: 5\n  schedule:", 1))
+    assert load_protocol(str(path)).training.grad_clip == 5.0
+    path.write_text(text.replace("  schedule:", "  grad_clip: 0\n  schedule:", 1))
+    with pytest.raises(ConfigError, match=r"training.grad_clip = 0 is invalid; accepted: a finite number in \(0, inf\)"):
+        load_protocol(str(path))
+
+
 def test_the_typed_view_reads_the_file_and_the_hash_reads_the_dict_as_written():
     p = load_protocol("quick")
     assert p.training.schedule == "cosine" and p.training.epochs == 8 and p.evaluation.curve == "independent"

@@ -82,6 +82,38 @@ def test_corrupt_checkpoint_is_reported_and_left_alone(digits, tmp_path):
     assert (tmp_path / "last.pt").read_bytes() == b"not a checkpoint"
 
 
+class ScaledLoss(Objective):
+    """Cross-entropy times a large factor: gradients far above any sensible clipping norm."""
+
+    def forward(self, model, x, y):
+        logits = model(x)
+        return 1e4 * F.cross_entropy(logits, y), logits, {}
+
+
+def test_gradient_clipping_bounds_every_step_and_is_logged(digits, tmp_path):
+    from bench.training import loop
+
+    norms = []
+    step = torch.optim.SGD.step
+
+    def recording_step(self, *args, **kwargs):  # the gradient the optimiser applies
+        grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
+        norms.append(float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))))
+        return step(self, *args, **kwargs)
+
+    model, ctx, val = _setup(digits, n_train=256)
+    spec = replace(CFG, epochs=1, grad_clip=1.0)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch.optim.SGD, "step", recording_step)
+        loop.train(model, ScaledLoss(), ctx, val, spec, tmp_path / "clipped", progress=False)
+    assert len(norms) == 4 and max(norms) <= 1.0 + 1e-4
+    entry = load_checkpoint(tmp_path / "clipped" / "last.pt")["history"][0]
+    assert entry["train_clipped"] == 1.0 and entry["train_grad_norm"] > 100
+    model, ctx, val = _setup(digits, n_train=256)  # without clipping: nothing logged, the loop as it was
+    train(model, CrossEntropy(), ctx, val, replace(CFG, epochs=1), tmp_path / "plain", progress=False)
+    assert "train_grad_norm" not in load_checkpoint(tmp_path / "plain" / "last.pt")["history"][0]
+
+
 def test_learning_rate_schedules():
     cyclic = TrainingSpec(epochs=40, batch_size=64, lr=0.1, schedule="cyclic")
     assert [learning_rate(cyclic, e) for e in (0, 3, 4, 5, 8, 19, 20, 21)] == pytest.approx([0.1, 0.1, 0.03, 0.03, 0.009, 0.1 * 0.3**4, 0.1, 0.1])
