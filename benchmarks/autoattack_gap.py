@@ -24,6 +24,28 @@ from bench.data.base import to_float
 from bench.evaluation import evaluate_attack
 from bench.pipeline import Settings, load_data, make_attack, make_defense, obtain_model
 from bench.protocol import load_protocol
+from bench.records.results import load_results
+
+
+def suite_gap(results, protocol, defense: str, seed: int, weights: str, aa_bits: dict[str, str]) -> dict | None:
+    """Per eps: AutoAttack and the records' worst case over the suite on the same first n images;
+    None when DIR holds no records of these weights (another model must not be compared)."""
+    model = next((m for m in results.models
+                  if m.attack_records[0].protocol.hash == protocol.hash and m.attack_records[0].defense.name == defense
+                  and m.attack_records[0].seed == seed and m.attack_records[0].model.get("weights_sha256") == weights), None)
+    if model is None:
+        return None
+    rows = {}
+    for eps, a in aa_bits.items():
+        bits = (model.worst_bits("linf", float(eps)) or "")[: len(a)]
+        if len(bits) < len(a):
+            continue
+        aa, ours = 100 * a.count("1") / len(a), 100 * bits.count("1") / len(bits)
+        rows[eps] = {"autoattack": aa, "worst_case": ours, "gap_points": round(ours - aa, 2),
+                     "missed_by_suite": sum(1 for i, j in zip(a, bits) if i == "0" and j == "1")}
+    attacks = sorted({r.attack.name for r in model.attack_records if r.attack.threat_model == "linf"})
+    return {"folder": str(model.folder), "attacks": attacks, "eps": rows,
+            "max_gap_points": max((r["gap_points"] for r in rows.values()), default=None)}
 
 
 def robust_bits(outcome, eps_list: list[float]) -> dict[str, str]:
@@ -44,12 +66,15 @@ def main() -> None:
     ap.add_argument("--precision", default="auto", help="of the tested attack's gradient passes: auto, fp32 or bf16")
     ap.add_argument("--checkpoints", type=Path, default=Path("checkpoints"))
     ap.add_argument("--cache", type=Path, default=Path("checkpoints/autoattack-cache.json"))
+    ap.add_argument("--records", type=Path, default=None,
+                    help="a results folder: also compare its worst case over the suite (same weights) with AutoAttack")
     args = ap.parse_args()
     protocol = load_protocol(args.protocol, args.overrides)
     data = load_data(protocol)
     settings = Settings(checkpoint_dir=args.checkpoints, progress=False, precision=args.precision)
     device = settings.resolved_device()
     cache = json.loads(args.cache.read_text()) if args.cache.exists() else {}
+    records = load_results(args.records) if args.records else None
     grid = [e for e in protocol.eps_grid("linf") if e > 0]
     reference = make_attack(protocol, "autoattack")
     reference.params["n_examples"] = args.n
@@ -73,6 +98,10 @@ def main() -> None:
         print(name, "autoattack", json.dumps({e: 100 * b.count("1") / len(b) for e, b in cache[key].items()}),
               f"{aa_seconds:.1f} s", flush=True)
         runs = {}
+        suite = suite_gap(records, protocol, defense.name, args.seed, ready.info["weights_sha256"], cache[key]) if records else None
+        if records:
+            print(name, "leaderboard worst case", json.dumps(suite) if suite else f"no records of these weights under {args.records}",
+                  flush=True)
         for attack_seed in args.attack_seed or [args.seed]:
             t0 = time.perf_counter()
             outcome = evaluate_attack(model, tested, x, y, [0.0, *grid], len(x), attack_seed, False, "independent", False,
@@ -89,7 +118,7 @@ def main() -> None:
                                       "attack_seconds": round(seconds, 1)}
             print(name, "attack seed", attack_seed, json.dumps(runs[str(attack_seed)]), flush=True)
         out["defenses"][name] = {"attack_seeds": runs, "max_gap_points": max(r["max_gap_points"] for r in runs.values()),
-                                 "autoattack_seconds": round(aa_seconds, 1)}
+                                 "autoattack_seconds": round(aa_seconds, 1), "leaderboard_worst_case": suite}
         print(name, json.dumps(out["defenses"][name]), flush=True)
     print(json.dumps(out, indent=1))
 
