@@ -95,8 +95,32 @@ def convergence_checks(records: Sequence[AttackRecord]) -> list[dict[str, Any]]:
     return found
 
 
+def suite_check(records: Sequence[AttackRecord]) -> list[dict[str, Any]]:
+    """Whether the records hold every run of the protocol's leaderboard suite: with fewer attacks the
+    worst case overstates robustness, so a partial suite is flagged (never ranked as trusted)."""
+    config = records[0].protocol.config if records else None
+    suite = config.get("leaderboard") if isinstance(config, dict) else None
+    if not suite:
+        return []
+    wanted = list(suite.get("attacks") or [])
+    if suite.get("convergence"):
+        wanted.append(f"{suite['convergence']['attack']}{CONVERGENCE_SUFFIX}")
+    have = {rec.attack.name: rec.attack.threat_model for rec in records}
+    threats = sorted({have[a] for a in wanted if a in have})
+    if not threats:  # none of the suite ran (e.g. only noise corruptions): there is no leaderboard row to guard
+        return []
+    missing = [a for a in wanted if a not in have]
+    return [check(
+        f"leaderboard_suite_complete_{threat}", not missing,
+        f"every run of the protocol's leaderboard suite is here ({', '.join(wanted)})" if not missing else
+        f"only {', '.join(a for a in wanted if a in have)} of the leaderboard suite ran; missing: {', '.join(missing)}: "
+        "the worst case over fewer attacks overstates robustness",
+        missing=missing, threat_model=threat,
+    ) for threat in threats]
+
+
 def cross_attack_checks(records: Sequence[AttackRecord]) -> list[dict[str, Any]]:
-    found = []
+    found = suite_check(records)
     by_name = {rec.attack.name: rec for rec in records}
     if "pgd" in by_name and "fgsm" in by_name:
         bad = _weaker(by_name["pgd"], by_name["fgsm"])

@@ -30,6 +30,7 @@ NEXT_ATTACK = {
     "iterative_beats_single_step": "pgd with loss margin and a cosine step schedule, or apgd_ce",
     "monotone_in_eps": "pgd with more restarts (the per-example worst case over smaller eps is reported meanwhile)",
     "repeated_passes_agree": "declare the defense randomized so that gradient attacks use EOT",
+    "leaderboard_suite_complete": "the rest of the suite: bench run --defense <defense> --seed <seed> (without --attack)",
     "eps_zero_matches_clean": "check the attack returns the clean image at eps 0 (a bug, not masking)",
     "adversarial_examples_valid": "fix the attack: invalid examples are counted as failed attacks",
 }

@@ -20,3 +20,31 @@ def test_eps_zero_check_counts_examples_not_float_bits():
     a, b = hits.float().mean().item(), 946 / 1000
     assert checks.eps_zero_matches_clean(a, b + 3e-8, 1000)["status"] == "pass"
     assert checks.eps_zero_matches_clean(0.946, 0.945, 1000)["status"] == "flag"  # one example apart
+
+
+def test_a_partial_leaderboard_suite_is_flagged_and_not_ranked(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from bench.records.results import load_results
+    from bench.reporting import write_report
+
+    reference = Path(__file__).resolve().parents[2] / "results" / "reference" / "quick-8e8acdc4f3c7"
+    for defense in ("baseline", "pixel_sim"):
+        shutil.copytree(reference / defense / "seed0", tmp_path / "quick-8e8acdc4f3c7" / defense / "seed0")
+    partial = tmp_path / "quick-8e8acdc4f3c7" / "pixel_sim" / "seed0"
+    for name in ("apgd_t.json", "square.json", "summary.json"):
+        (partial / name).unlink()
+
+    def suite_checks(model):
+        return [c for c in model.summary.cross_attack_checks if c.name.startswith("leaderboard_suite_complete")]
+
+    models = {m.folder.parent.name: m for m in load_results(tmp_path).models}
+    assert all(c.passed for c in suite_checks(models["baseline"]))  # the whole suite (its summary.json may predate the check)
+    [part] = suite_checks(models["pixel_sim"])  # no summary.json: recomputed from the records
+    assert part.name == "leaderboard_suite_complete_linf" and part.status == "flag" and part.threat_model == "linf"
+    assert part.numbers["missing"] == ["apgd_t", "square"] and "overstates robustness" in part.detail
+    board = write_report(tmp_path, tmp_path / "reports")[2].read_text()  # leaderboard.md
+    ranked, apart = board.split("Not ranked:", 1)
+    assert "| pixel_sim |" not in ranked and "| pixel_sim |" in apart
+    assert "missing: apgd_t, square" in apart.split("| pixel_sim |")[1].split("\n")[0]

@@ -113,7 +113,7 @@ def test_minimal_analysis_and_summary_records_round_trip(setting, results):
     assert ModelSummary.from_dict(summary.to_dict(), "x") == summary
     worst = summary.worst_case["linf"]["0.1"]
     assert worst.attacks == ("fgsm", "pgd") and worst.accuracy == 4 / 8  # 4 of the 8 examples survive both attacks
-    assert [c.name for c in summary.cross_attack_checks] == ["iterative_beats_single_step"]
+    assert [c.name for c in summary.cross_attack_checks] == ["leaderboard_suite_complete_linf", "iterative_beats_single_step"]
     assert {c.attack for c in summary.attack_checks} == {"fgsm", "pgd"}
 
 
