@@ -406,6 +406,11 @@ def parse(config: Any, source: str) -> Protocol:
     )
 
 
+def leaderboard_of(config: Mapping[str, Any], source: str = "a record") -> LeaderboardSpec | None:
+    """The typed leaderboard suite of a resolved protocol config (e.g. the one a record repeats)."""
+    return _leaderboard(source, config.get("leaderboard"))
+
+
 def _leaderboard(source: str, data: Any) -> LeaderboardSpec | None:
     """``leaderboard: {attacks: [...], convergence: {attack: ..., ...}}``; the names are looked up
     (and the convergence attack's parameters checked) with the other attacks, before any work."""

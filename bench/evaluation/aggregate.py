@@ -20,8 +20,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from bench.errors import ConfigError
 from bench.evaluation.checks import check
-from bench.protocol import CONVERGENCE_SUFFIX
+from bench.protocol import CONVERGENCE_SUFFIX, leaderboard_of
 
 TOLERANCE = 0.01  # accuracy difference below which two attacks count as equally strong
 
@@ -99,12 +100,13 @@ def suite_check(records: Sequence[AttackRecord]) -> list[dict[str, Any]]:
     """Whether the records hold every run of the protocol's leaderboard suite: with fewer attacks the
     worst case overstates robustness, so a partial suite is flagged (never ranked as trusted)."""
     config = records[0].protocol.config if records else None
-    suite = config.get("leaderboard") if isinstance(config, dict) else None
-    if not suite:
+    try:
+        suite = leaderboard_of(config) if isinstance(config, dict) else None
+    except ConfigError:  # a suite this version cannot read: nothing to check it against
+        suite = None
+    if suite is None:
         return []
-    wanted = list(suite.get("attacks") or [])
-    if suite.get("convergence"):
-        wanted.append(f"{suite['convergence']['attack']}{CONVERGENCE_SUFFIX}")
+    wanted = list(suite.runs)
     have = {rec.attack.name: rec.attack.threat_model for rec in records}
     threats = sorted({have[a] for a in wanted if a in have})
     if not threats:  # none of the suite ran (e.g. only noise corruptions): there is no leaderboard row to guard

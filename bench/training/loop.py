@@ -116,6 +116,11 @@ class RunningSums:
         self.n += b
         self.sums["loss"] += loss.detach().double() * b
         self.sums["acc"] += (logits.argmax(1) == y).sum()
+        self.add_logs(logs, b)
+
+    @torch.no_grad()
+    def add_logs(self, logs: dict[str, Any], b: int) -> None:
+        """Add per-batch diagnostics (tensors stay on the device), weighted by the batch size ``b``."""
         for key, value in logs.items():
             value = value.detach().double() if torch.is_tensor(value) else float(value)
             self.sums[key] = self.sums.get(key, 0.0) + value * b
@@ -137,8 +142,7 @@ def clip_gradient(optimizer: torch.optim.Optimizer, max_norm: float, sums: Runni
     one step); the norm before clipping and the share of clipped steps go into the epoch's history."""
     params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
     norm = nn.utils.clip_grad_norm_(params, max_norm)
-    sums.sums["grad_norm"] = sums.sums.get("grad_norm", 0.0) + norm.double() * batch
-    sums.sums["clipped"] = sums.sums.get("clipped", 0.0) + (norm > max_norm).double() * batch
+    sums.add_logs({"grad_norm": norm, "clipped": (norm > max_norm).double()}, batch)
 
 
 def train_epoch(model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer, ctx: TrainingContext,
