@@ -446,8 +446,9 @@ def _sections(results: Results, table: pd.DataFrame, figures: list[Path], report
                                 None if baseline is None else baseline.defense, any(r.several for r in rows),
                                 sorted({a for r in rows for a in r.attacks}), figs, defenses, len(models), created[:10],
                                 str(description or ""), answer, outdated.get((protocol, phash), "")))
-    # the protocols in name order; of one name, the hash with the most defenses first
-    return sorted(sections, key=lambda s: (s.protocol, -len(s.defenses), s.phash))
+    # what the shipped protocols measure today first, then older setups; in name order; of one
+    # name, the hash with the most defenses first
+    return sorted(sections, key=lambda s: (bool(s.outdated), s.protocol, -len(s.defenses), s.phash))
 
 
 def _long_rows(table: pd.DataFrame) -> list[dict]:

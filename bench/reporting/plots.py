@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd  # noqa: E402
 
 from bench.evaluation.intervals import accuracy_interval
-from bench.reporting.tables import WORST  # noqa: E402
+from bench.reporting.tables import WORST, seeds_text  # noqa: E402
 
 DPI = 150
 WIDTH_IN = 8.0  # 1200 px at DPI
@@ -149,8 +149,9 @@ def accuracy_vs_eps(table: pd.DataFrame, out_dir: Path) -> list[Path]:
             attacks = _attacks(part)
             seeds = int(worst["seeds"].max())
             ax.set_title(f"{protocol} ({phash}), {_threat(threat)}: worst case over\n{', '.join(attacks)}\n"
-                         f"{int(worst['n_examples'].max())} test images, {seeds} seed(s)"
-                         + (", band = 95 % interval (bootstrap over seeds and images)" if seeds > 1 else ", band = 95 % Wilson interval over the images")
+                         f"{int(worst['n_examples'].max())} test images, {seeds_text(worst)}"
+                         + (", band = 95 % interval (bootstrap over seeds and images" + ("; Wilson for one seed)" if int(worst["seeds"].min()) == 1 else ")")
+                            if seeds > 1 else ", band = 95 % Wilson interval over the images")
                          + (f"; {len(dropped)} more defenses in summary.md" if dropped else ""), loc="left")
             ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), title="defense (best first)", frameon=False)
             written += _save(fig, out_dir, "accuracy_vs_eps_" + _stem(protocol, phash, threat))

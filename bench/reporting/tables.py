@@ -238,6 +238,17 @@ def comparison(frame: pd.DataFrame, a: str, b: str, threat: str = "linf", attack
     return note + "\n" + "\n".join(parts)
 
 
+def seeds_text(worst: pd.DataFrame) -> str:
+    """"3 seeds", or "3 seeds (heat_blur: 1)" naming the defenses a partial sweep left with fewer."""
+    counts = worst.groupby("defense")["seeds"].max().astype(int)
+    most = int(counts.max())
+    text = f"{most} seed" + ("s" if most > 1 else "")
+    fewer = counts[counts < most]
+    if len(fewer):
+        text += " (" + ", ".join(f"{d}: {n}" for d, n in fewer.sort_index().items()) + ")"
+    return text
+
+
 def headline(table: pd.DataFrame, frame: pd.DataFrame, threat: str = "linf", results: Results | None = None) -> str:
     """The leaderboard: per protocol, each defense's worst case over its attacks. Defenses whose
     every check passed are ranked by robust accuracy at the middle eps; flagged ones are listed
@@ -257,7 +268,7 @@ def headline(table: pd.DataFrame, frame: pd.DataFrame, threat: str = "linf", res
                   else "[95 % Wilson interval over the examples]")
         lines = [f"## {protocol} (hash {phash}), {threat}", "",
                  f"Robust accuracy in percent, {spread}: per example, the worst case over {attacks}; "
-                 f"{int(part['n_examples'].max())} test images; {seeds} seed(s); records of {date}.", ""]
+                 f"{int(part['n_examples'].max())} test images; {seeds_text(part)}; records of {date}.", ""]
         by_defense = {d: rows for d, rows in part.groupby("defense")}
         robust_at = {d: float(rows.loc[rows["eps"] == middle, "robust_mean"].iloc[0]) if (rows["eps"] == middle).any() else -1.0
                      for d, rows in by_defense.items()}

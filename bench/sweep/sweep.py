@@ -16,7 +16,7 @@ from bench.sweep.jobs import EvaluateJob, JobResult, Target, TrainJob
 
 @dataclass
 class Plan:
-    jobs: list[EvaluateJob]  # every (variant, seed) of the grid, in grid order
+    jobs: list[EvaluateJob]  # every (variant, seed) of the grid, seed by seed
     todo: list[EvaluateJob]  # those with at least one missing record
     shared: list[TrainJob]  # unfinished models that more than one job in ``todo`` would train
     needs: dict[str, list[str]]  # job label -> labels of the shared models it waits for
@@ -41,9 +41,11 @@ class SweepReport:
 
 
 def expand(grid: Grid, target: Target) -> list[EvaluateJob]:
-    """One job per (defense variant, seed), running all the grid's attacks on one model."""
+    """One job per (defense variant, seed), running all the grid's attacks on one model; seed by
+    seed (every variant's first seed before any second), so a sweep stopped part way has every
+    variant at least once rather than some with all their seeds and others with none."""
     return [EvaluateJob(v.protocol, v.defense, seed, target, grid.attacks, v.label, v.params_text)
-            for v in grid.variants for seed in grid.seeds]
+            for seed in grid.seeds for v in grid.variants]
 
 
 def _trained_models(job: EvaluateJob) -> list[TrainJob]:

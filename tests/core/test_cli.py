@@ -99,7 +99,7 @@ def test_report_writes_tables_and_figures(quick_run):
     # the README's leaderboard: the worst case over the L_inf attacks, with what it was measured on
     board = (work / "reports" / "leaderboard.md").read_text()
     assert f"## quick (hash {rec['protocol']['hash'][:12]}), linf" in board
-    assert "the worst case over fgsm (n = 64), pgd (n = 64); 64 test images; 1 seed(s)" in board
+    assert "the worst case over fgsm (n = 64), pgd (n = 64); 64 test images; 1 seed;" in board
     assert f"records of {rec['created'][:10]}." in board
     section = board.split(f"## quick (hash {rec['protocol']['hash'][:12]}), linf")[1].split("\n## ")[0]
     row = next(line for line in section.splitlines() if re.match(r"\| (1 \| )?baseline \|", line))

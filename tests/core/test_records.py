@@ -91,6 +91,15 @@ def test_reports_mark_records_of_an_older_shipped_protocol_version(tmp_path):
     written = write_report(tmp_path, tmp_path / "reports", html=True)
     assert "**Older setup:** quick (cf725404da42)" in written[1].read_text()
     assert "Older setup: these records ran version 1" in (tmp_path / "reports" / "index.html").read_text()
+    # beside records of today's version, the page leads with today's and shows the older setup after it
+    shutil.copytree(tmp_path / "quick-cf725404da42", tmp_path / "quick-ffffffffffff")
+    for path in (tmp_path / "quick-ffffffffffff").rglob("*.json"):
+        data = json.loads(path.read_text())
+        data["protocol"].update(version=current.version, hash="f" * 64)
+        path.write_text(json.dumps(data))
+    page = (write_report(tmp_path, tmp_path / "both", html=True, all_versions=True)[-1]).read_text()
+    assert page.index('<section id="quick-ffffffffffff"') < page.index('<section id="quick-cf725404da42"')
+    shutil.rmtree(tmp_path / "quick-ffffffffffff")
     for path in (tmp_path / "quick-cf725404da42").rglob("*.json"):  # records of the current version: no mark
         data = json.loads(path.read_text())
         data["protocol"]["version"] = current.version

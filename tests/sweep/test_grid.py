@@ -32,7 +32,9 @@ def test_mapping_form_expands_every_combination_into_protocol_overrides(tmp_path
     # defaults: the protocol's leaderboard suite, the local executor
     assert grid.attacks == load_protocol("quick").suite() and grid.executor == "local" and grid.workers is None
     jobs = expand(grid, Target(tmp_path / "r", tmp_path / "c"))
-    assert [j.label for j in jobs][:3] == ["baseline seed 3", "baseline seed 4", "pixel_sim[alpha=1.0, n_images=100] seed 3"]
+    assert [j.label for j in jobs][:3] == ["baseline seed 3", "pixel_sim[alpha=1.0, n_images=100] seed 3",
+                                          "pixel_sim[alpha=1.0, n_images=200] seed 3"]  # seed by seed
+    assert [j.label for j in jobs][5] == "baseline seed 4"
     assert len(jobs) == 10 and all(j.attacks == grid.attacks for j in jobs)
 
 

@@ -42,9 +42,8 @@ def test_base_models_and_transfer_surrogates_are_trained_once_before_their_users
     assert sorted((job.defense, job.seed) for job in first) == [("baseline", 0), ("baseline", 1), ("baseline", 1000), ("baseline", 1001)]
     assert [len(job.users) for job in first] == [3, 3, 3, 3]
     assert len({(job.defense, job.seed) for job in first}) == len(first)
-    assert [job.label for job in second] == ["baseline seed 0", "baseline seed 1", "gaussian_blur[sigma=1.0] seed 0",
-                                              "gaussian_blur[sigma=1.0] seed 1", "gaussian_blur[sigma=2.0] seed 0",
-                                              "gaussian_blur[sigma=2.0] seed 1"]
+    assert [job.label for job in second] == ["baseline seed 0", "gaussian_blur[sigma=1.0] seed 0", "gaussian_blur[sigma=2.0] seed 0",
+                                              "baseline seed 1", "gaussian_blur[sigma=1.0] seed 1", "gaussian_blur[sigma=2.0] seed 1"]
     assert not report.failed and report.total == 6
 
 
