@@ -149,9 +149,9 @@ def accuracy_vs_eps(table: pd.DataFrame, out_dir: Path) -> list[Path]:
             attacks = _attacks(part)
             seeds = int(worst["seeds"].max())
             ax.set_title(f"{protocol} ({phash}), {_threat(threat)}: worst case over\n{', '.join(attacks)}\n"
-                         f"{int(worst['n_examples'].max())} test images, {seeds_text(worst)}"
-                         + (", band = 95 % interval (bootstrap over seeds and images" + ("; Wilson for one seed)" if int(worst["seeds"].min()) == 1 else ")")
-                            if seeds > 1 else ", band = 95 % Wilson interval over the images")
+                         f"{int(worst['n_examples'].max())} test images, {seeds_text(worst)}\n"
+                         + ("band = 95 % interval (bootstrap over seeds and images" + ("; Wilson for one seed)" if int(worst["seeds"].min()) == 1 else ")")
+                            if seeds > 1 else "band = 95 % Wilson interval over the images")
                          + (f"; {len(dropped)} more defenses in summary.md" if dropped else ""), loc="left")
             ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), title="defense (best first)", frameon=False)
             written += _save(fig, out_dir, "accuracy_vs_eps_" + _stem(protocol, phash, threat))
