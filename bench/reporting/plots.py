@@ -29,6 +29,7 @@ from bench.reporting.tables import WORST, seeds_text  # noqa: E402
 DPI = 150
 WIDTH_IN = 8.0  # 1200 px at DPI
 MAX_SERIES = 12
+MAX_LABELS = 6  # a tradeoff plot with more defenses names them in a legend: labels in a cluster would touch
 STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 10,
          "xtick.labelsize": 10, "ytick.labelsize": 10}
 
@@ -232,6 +233,10 @@ def _asymmetric(value: float, interval: tuple[float, float]) -> np.ndarray:
     return np.array([[max(value - 100 * low, 0.0)], [max(100 * high - value, 0.0)]])
 
 
+def _legend_y(label: str, names: list[str], ys: list[float]) -> float:
+    return ys[names.index(label)] if label in names else float("inf")
+
+
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     """Indices of the points that no other point beats in both coordinates (>= in both, > in one),
     sorted by the first coordinate."""
@@ -254,7 +259,11 @@ def tradeoff(table: pd.DataFrame, out_dir: Path, eps_by_threat: dict[tuple[str, 
             fig, ax = plt.subplots(figsize=(WIDTH_IN, 6.0), layout="constrained")
             xs, ys = list(100 * at["clean_mean"]), list(100 * at["robust_mean"])
             x_extent, y_extent = list(xs), list(ys)  # the bars must fit in the axes too
-            for r, x, y in zip(at.itertuples(), xs, ys):
+            front = pareto_front(list(zip(xs, ys)))
+            names = [r.defense + (" (flagged)" if str(r.flags or "") else "") + (" *" if i in front else "")
+                     for i, r in enumerate(at.itertuples())]
+            crowded = len(at) > MAX_LABELS
+            for i, (r, x, y) in enumerate(zip(at.itertuples(), xs, ys)):
                 several = r.seeds > 1
                 flagged = bool(str(r.flags or ""))
                 if not pd.isna(getattr(r, "robust_low", float("nan"))) and not pd.isna(getattr(r, "clean_low", float("nan"))):
@@ -269,9 +278,9 @@ def tradeoff(table: pd.DataFrame, out_dir: Path, eps_by_threat: dict[tuple[str, 
                 y_extent += [y - lo, y + hi]
                 x_extent += [x - np.ravel(xerr)[0], x + np.ravel(xerr)[-1]]
                 ax.errorbar(x, y, xerr=xerr, yerr=yerr,
-                            marker="o", ms=8, capsize=3, color=defense_color(r.defense), ls="none",
-                            mfc="white" if flagged else defense_color(r.defense), mew=2, zorder=3)
-            front = pareto_front(list(zip(xs, ys)))
+                            marker=MARKERS[i % len(MARKERS)] if crowded else "o", ms=8, capsize=3,
+                            color=defense_color(r.defense), ls="none", mfc="white" if flagged else defense_color(r.defense),
+                            mew=2, zorder=3, label=names[i] if crowded else None)
             fx, fy = [xs[i] for i in front], [ys[i] for i in front]
             ax.step(fx, fy, where="pre", color="#555555", lw=1.5, ls=":", zorder=2, label="Pareto front")
             x0, x1 = min(x_extent), max(x_extent)
@@ -279,12 +288,18 @@ def tradeoff(table: pd.DataFrame, out_dir: Path, eps_by_threat: dict[tuple[str, 
             xpad, ypad = max(1.5, 0.1 * (x1 - x0)), max(3.0, 0.1 * (y1 - y0))
             ax.set_xlim(x0 - xpad, min(x1 + xpad, 102.0))
             ax.set_ylim(max(-3.0, y0 - ypad), min(max(10.0, y1 + ypad), 102.0))
-            _place_labels(ax, xs, ys, [r.defense + (" (flagged)" if str(r.flags or "") else "") + (" *" if i in front else "")
-                                       for i, r in enumerate(at.itertuples())], [defense_color(d) for d in at["defense"]])
+            if not crowded:
+                _place_labels(ax, xs, ys, names, [defense_color(d) for d in at["defense"]])
             ax.set_xlabel("clean accuracy (%)")
             ax.set_ylabel(f"robust accuracy (%), worst case at eps = {eps:g}")
             ax.grid(alpha=0.3)
-            ax.legend(loc="lower left", frameon=False)
+            if crowded:  # best first, as in the accuracy-vs-eps legend
+                handles, labels = ax.get_legend_handles_labels()
+                order = sorted(range(len(labels)), key=lambda k: (labels[k] != "Pareto front", -_legend_y(labels[k], names, ys)))
+                ax.legend([handles[k] for k in order], [labels[k] for k in order], loc="upper left",
+                          bbox_to_anchor=(1.01, 1.0), frameon=False, title="defense (best first)")
+            else:
+                ax.legend(loc="lower left", frameon=False)
             seeds = int(at["seeds"].max())
             ax.set_title(f"{protocol} ({phash}): clean vs robust accuracy, {_threat(threat)} eps = {eps:g}\n"
                          f"worst case over {', '.join(_attacks(table[(table['protocol_hash'] == phash) & (table['threat_model'] == threat)]))}\n"

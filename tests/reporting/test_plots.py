@@ -92,3 +92,21 @@ def test_details_and_tradeoff(tmp_path):
 def test_pareto_front():
     points = [(90, 10), (80, 50), (85, 40), (70, 45), (90, 5), (60, 50)]
     assert plots.pareto_front(points) == [1, 2, 0]  # by clean accuracy; (70, 45), (90, 5), (60, 50) are dominated
+
+
+def test_tradeoff_names_a_crowd_of_defenses_in_a_legend(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    shown = {}
+    monkeypatch.setattr(plots, "_save", lambda fig, out_dir, stem, pdf=True: shown.setdefault(stem, fig) and [])
+    few = ["baseline", "adv_train", "quantize(baseline)"]
+    plots.tradeoff(_table(few), tmp_path, {("toy", "linf"): 0.03})
+    ax = shown.popitem()[1].axes[0]
+    assert {t.get_text().split(" ")[0].rstrip("*") for t in ax.texts if t.get_text()} >= set(few)  # labels by the points
+    many = few + [f"d{k}" for k in range(plots.MAX_LABELS)]
+    plots.tradeoff(_table(many), tmp_path, {("toy", "linf"): 0.03})
+    ax = shown.popitem()[1].axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert not [t for t in ax.texts if t.get_text()] and labels[0] == "Pareto front"
+    assert {label.split(" ")[0] for label in labels[1:]} == set(many)
+    plt.close("all")
