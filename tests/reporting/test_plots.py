@@ -110,3 +110,13 @@ def test_tradeoff_names_a_crowd_of_defenses_in_a_legend(tmp_path, monkeypatch):
     assert not [t for t in ax.texts if t.get_text()] and labels[0] == "Pareto front"
     assert {label.split(" ")[0] for label in labels[1:]} == set(many)
     plt.close("all")
+
+
+def test_seed_counts_name_the_defenses_a_partial_sweep_left_short():
+    from bench.reporting.tables import seeds_text
+
+    full = _table(["baseline", "pixel_sim"], seeds=3)
+    assert seeds_text(full) == "3 seeds"
+    assert seeds_text(_table(["baseline"])) == "1 seed"
+    partial = pd.concat([full, _table(["heat_blur"], seeds=1)])
+    assert seeds_text(partial) == "3 seeds (heat_blur: 1)"
