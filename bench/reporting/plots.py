@@ -85,7 +85,9 @@ def _save(fig, out_dir: Path, stem: str, pdf: bool = True) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{stem}.png"] + ([out_dir / f"{stem}.pdf"] if pdf else [])
     for path in paths:
-        fig.savefig(path, dpi=DPI)  # no bbox_inches="tight": the saved width stays WIDTH_IN * DPI
+        # no bbox_inches="tight": the saved width stays WIDTH_IN * DPI; no creation date in a PDF, so that
+        # regenerating a report from the same records leaves its files unchanged
+        fig.savefig(path, dpi=DPI, metadata={"CreationDate": None} if path.suffix == ".pdf" else None)
     plt.close(fig)
     return paths
 

@@ -120,3 +120,10 @@ def test_seed_counts_name_the_defenses_a_partial_sweep_left_short():
     assert seeds_text(_table(["baseline"])) == "1 seed"
     partial = pd.concat([full, _table(["heat_blur"], seeds=1)])
     assert seeds_text(partial) == "3 seeds (heat_blur: 1)"
+
+
+def test_regenerated_pdfs_are_byte_identical(tmp_path):
+    table = _table(["baseline", "adv_train"])
+    first = plots.tradeoff(table, tmp_path / "a", {("toy", "linf"): 0.03})[1].read_bytes()
+    second = plots.tradeoff(table, tmp_path / "b", {("toy", "linf"): 0.03})[1].read_bytes()
+    assert first == second and b"CreationDate" not in first
