@@ -235,10 +235,6 @@ def _asymmetric(value: float, interval: tuple[float, float]) -> np.ndarray:
     return np.array([[max(value - 100 * low, 0.0)], [max(100 * high - value, 0.0)]])
 
 
-def _legend_y(label: str, names: list[str], ys: list[float]) -> float:
-    return ys[names.index(label)] if label in names else float("inf")
-
-
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     """Indices of the points that no other point beats in both coordinates (>= in both, > in one),
     sorted by the first coordinate."""
@@ -262,10 +258,14 @@ def tradeoff(table: pd.DataFrame, out_dir: Path, eps_by_threat: dict[tuple[str, 
             xs, ys = list(100 * at["clean_mean"]), list(100 * at["robust_mean"])
             x_extent, y_extent = list(xs), list(ys)  # the bars must fit in the axes too
             front = pareto_front(list(zip(xs, ys)))
+            at_rows = list(at.itertuples())
             names = [r.defense + (" (flagged)" if str(r.flags or "") else "") + (" *" if i in front else "")
-                     for i, r in enumerate(at.itertuples())]
+                     for i, r in enumerate(at_rows)]
             crowded = len(at) > MAX_LABELS
-            for i, (r, x, y) in enumerate(zip(at.itertuples(), xs, ys)):
+            ax.step([xs[i] for i in front], [ys[i] for i in front], where="pre", color="#555555", lw=1.5, ls=":",
+                    zorder=2, label="Pareto front")
+            for i in sorted(range(len(at_rows)), key=lambda k: -ys[k]):  # most robust first: the legend's order
+                r, x, y = at_rows[i], xs[i], ys[i]
                 several = r.seeds > 1
                 flagged = bool(str(r.flags or ""))
                 if not pd.isna(getattr(r, "robust_low", float("nan"))) and not pd.isna(getattr(r, "clean_low", float("nan"))):
@@ -283,8 +283,6 @@ def tradeoff(table: pd.DataFrame, out_dir: Path, eps_by_threat: dict[tuple[str, 
                             marker=MARKERS[i % len(MARKERS)] if crowded else "o", ms=8, capsize=3,
                             color=defense_color(r.defense), ls="none", mfc="white" if flagged else defense_color(r.defense),
                             mew=2, zorder=3, label=names[i] if crowded else None)
-            fx, fy = [xs[i] for i in front], [ys[i] for i in front]
-            ax.step(fx, fy, where="pre", color="#555555", lw=1.5, ls=":", zorder=2, label="Pareto front")
             x0, x1 = min(x_extent), max(x_extent)
             y0, y1 = min(y_extent), max(y_extent)
             xpad, ypad = max(1.5, 0.1 * (x1 - x0)), max(3.0, 0.1 * (y1 - y0))
@@ -295,11 +293,8 @@ def tradeoff(table: pd.DataFrame, out_dir: Path, eps_by_threat: dict[tuple[str, 
             ax.set_xlabel("clean accuracy (%)")
             ax.set_ylabel(f"robust accuracy (%), worst case at eps = {eps:g}")
             ax.grid(alpha=0.3)
-            if crowded:  # best first, as in the accuracy-vs-eps legend
-                handles, labels = ax.get_legend_handles_labels()
-                order = sorted(range(len(labels)), key=lambda k: (labels[k] != "Pareto front", -_legend_y(labels[k], names, ys)))
-                ax.legend([handles[k] for k in order], [labels[k] for k in order], loc="upper left",
-                          bbox_to_anchor=(1.01, 1.0), frameon=False, title="defense (best first)")
+            if crowded:
+                ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, title="defense (best first)")
             else:
                 ax.legend(loc="lower left", frameon=False)
             seeds = int(at["seeds"].max())
