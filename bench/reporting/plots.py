@@ -257,8 +257,10 @@ def tradeoff(table: pd.DataFrame, out_dir: Path, eps_by_threat: dict[tuple[str, 
             fig, ax = plt.subplots(figsize=(WIDTH_IN, 6.0), layout="constrained")
             xs, ys = list(100 * at["clean_mean"]), list(100 * at["robust_mean"])
             x_extent, y_extent = list(xs), list(ys)  # the bars must fit in the axes too
-            front = pareto_front(list(zip(xs, ys)))
             at_rows = list(at.itertuples())
+            # a flagged figure is an upper bound, never ranked: the front is drawn through trusted defenses only
+            trusted = [i for i, r in enumerate(at_rows) if not str(r.flags or "")]
+            front = [trusted[j] for j in pareto_front([(xs[i], ys[i]) for i in trusted])]
             names = [r.defense + (" (flagged)" if str(r.flags or "") else "") + (" *" if i in front else "")
                      for i, r in enumerate(at_rows)]
             crowded = len(at) > MAX_LABELS
@@ -300,7 +302,7 @@ def tradeoff(table: pd.DataFrame, out_dir: Path, eps_by_threat: dict[tuple[str, 
             seeds = int(at["seeds"].max())
             ax.set_title(f"{protocol} ({phash}): clean vs robust accuracy, {_threat(threat)} eps = {eps:g}\n"
                          f"worst case over {', '.join(_attacks(table[(table['protocol_hash'] == phash) & (table['threat_model'] == threat)]))}\n"
-                         f"* = on the Pareto front; open marker = flagged\n"
+                         f"* = on the Pareto front of the unflagged; open marker = flagged\n"
                          + ("bars = 95 % intervals (bootstrap over seeds and images)" if seeds > 1 else f"bars = 95 % Wilson intervals over {int(at['n_examples'].max())} images"),
                          loc="left")
             written += _save(fig, out_dir, "tradeoff_" + _stem(protocol, phash))

@@ -94,6 +94,24 @@ def test_pareto_front():
     assert plots.pareto_front(points) == [1, 2, 0]  # by clean accuracy; (70, 45), (90, 5), (60, 50) are dominated
 
 
+def test_a_flagged_defense_is_never_on_the_pareto_front(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    shown = {}
+    monkeypatch.setattr(plots, "_save", lambda fig, out_dir, stem, pdf=True: shown.setdefault(stem, fig) and [])
+    table = _table(["baseline", "adv_train", "quantize(baseline)"])
+    flagged = table["defense"] == "quantize(baseline)"
+    table.loc[flagged, "clean_mean"] = 0.99  # most accurate of all, so it would be on an unfiltered front
+    table.loc[flagged, "robust_mean"] = 0.95
+    plots.tradeoff(table, tmp_path, {("toy", "linf"): 0.03})
+    ax = shown.popitem()[1].axes[0]
+    names = [t.get_text() for t in ax.texts if t.get_text()]
+    assert "quantize(baseline) (flagged)" in names and "baseline *" in names  # it dominates both, yet only trusted points count
+    (front,) = [line for line in ax.get_lines() if line.get_label() == "Pareto front"]
+    assert 99.0 not in list(front.get_xdata())
+    plt.close("all")
+
+
 def test_tradeoff_names_a_crowd_of_defenses_in_a_legend(tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
 
