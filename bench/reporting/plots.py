@@ -258,10 +258,11 @@ def tradeoff(table: pd.DataFrame, out_dir: Path, eps_by_threat: dict[tuple[str, 
             xs, ys = list(100 * at["clean_mean"]), list(100 * at["robust_mean"])
             x_extent, y_extent = list(xs), list(ys)  # the bars must fit in the axes too
             at_rows = list(at.itertuples())
+            flagged = [bool(str(r.flags or "")) for r in at_rows]
             # a flagged figure is an upper bound, never ranked: the front is drawn through trusted defenses only
-            trusted = [i for i, r in enumerate(at_rows) if not str(r.flags or "")]
+            trusted = [i for i, bad in enumerate(flagged) if not bad]
             front = [trusted[j] for j in pareto_front([(xs[i], ys[i]) for i in trusted])]
-            names = [r.defense + (" (flagged)" if str(r.flags or "") else "") + (" *" if i in front else "")
+            names = [r.defense + (" (flagged)" if flagged[i] else "") + (" *" if i in front else "")
                      for i, r in enumerate(at_rows)]
             crowded = len(at) > MAX_LABELS
             ax.step([xs[i] for i in front], [ys[i] for i in front], where="pre", color="#555555", lw=1.5, ls=":",
@@ -269,7 +270,6 @@ def tradeoff(table: pd.DataFrame, out_dir: Path, eps_by_threat: dict[tuple[str, 
             for i in sorted(range(len(at_rows)), key=lambda k: -ys[k]):  # most robust first: the legend's order
                 r, x, y = at_rows[i], xs[i], ys[i]
                 several = r.seeds > 1
-                flagged = bool(str(r.flags or ""))
                 if not pd.isna(getattr(r, "robust_low", float("nan"))) and not pd.isna(getattr(r, "clean_low", float("nan"))):
                     xerr = _asymmetric(x, (r.clean_low, r.clean_high))
                     yerr = _asymmetric(y, (r.robust_low, r.robust_high))
@@ -283,7 +283,7 @@ def tradeoff(table: pd.DataFrame, out_dir: Path, eps_by_threat: dict[tuple[str, 
                 x_extent += [x - np.ravel(xerr)[0], x + np.ravel(xerr)[-1]]
                 ax.errorbar(x, y, xerr=xerr, yerr=yerr,
                             marker=MARKERS[i % len(MARKERS)] if crowded else "o", ms=8, capsize=3,
-                            color=defense_color(r.defense), ls="none", mfc="white" if flagged else defense_color(r.defense),
+                            color=defense_color(r.defense), ls="none", mfc="white" if flagged[i] else defense_color(r.defense),
                             mew=2, zorder=3, label=names[i] if crowded else None)
             x0, x1 = min(x_extent), max(x_extent)
             y0, y1 = min(y_extent), max(y_extent)
