@@ -8,7 +8,16 @@ results are cached in ``--cache`` (keyed by the digest of the model's weights, d
 change to the attack under test is measured again in seconds. ``--attack-seed`` repeats the tested
 attack with other random starts: the gap that counts is the largest over them. Prints one JSON object.
 
+``--components`` runs AutoAttack's four standard components (APGD-CE, APGD-T, FAB-T, Square)
+one after another on the images the previous ones left, as the standard version does, and
+records which one broke each image: every image the tested attack misses is then named with
+the component that broke it. A miss that only FAB-T or Square can explain points at masked
+gradients; one that APGD-CE or APGD-T explains, at the tested attack's optimisation.
+``--eps`` attacks only the given eps (each on its own: no credit from a smaller ball).
+
     python benchmarks/autoattack_gap.py --defense baseline --defense pixel_sim
+    python benchmarks/autoattack_gap.py --defense baseline --components --eps 0.1 --eps 0.15 \
+        --set attacks.pgd.schedule=adaptive --set attacks.pgd.restarts=2 --attack-seed 0 --attack-seed 1
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from bench.attacks.decision import input_gradients_only, seeded_global_rng
 from bench.data.base import to_float
 from bench.evaluation import evaluate_attack
 from bench.pipeline import Settings, load_data, make_attack, make_defense, obtain_model
@@ -48,6 +58,61 @@ def suite_gap(results, protocol, defense: str, seed: int, weights: str, aa_bits:
             "max_gap_points": max((r["gap_points"] for r in rows.values()), default=None)}
 
 
+COMPONENTS = ("apgd-ce", "apgd-t", "fab-t", "square")
+
+
+def components_broken_by(model, x: torch.Tensor, y: torch.Tensor, eps_list: list[float], seed: int) -> dict[str, list[str]]:
+    """Per eps, per image: "clean" (misclassified unattacked), the first standard AutoAttack
+    component that broke it (each run on what the earlier ones left, with the standard
+    version's settings), or "" where none did."""
+    from pyautoattack import AutoAttack
+
+    out = {}
+    with torch.no_grad():
+        clean = (model(x).argmax(1) == y).tolist()
+    for eps in eps_list:
+        labels = ["" if ok else "clean" for ok in clean]
+        for component in COMPONENTS:
+            left = torch.tensor([i for i, label in enumerate(labels) if label == ""], dtype=torch.long)
+            if not len(left):
+                break
+            adversary = AutoAttack(model, norm="Linf", eps=float(eps), version="custom", attacks=[component], seed=seed, device=x.device)
+            adversary.verbose = False
+            adversary.apgd_targeted.n_target_classes = 9  # the standard version's settings
+            adversary.fab.n_target_classes = 9
+            adversary.square.n_queries = 5000
+            with seeded_global_rng(seed, x.device), input_gradients_only(model):
+                result = adversary.run_standard_evaluation(x[left], y[left], batch_size=250)
+            x_adv = result[0] if isinstance(result, tuple) else result
+            with torch.no_grad():
+                fooled = (model(x_adv.to(x.device)).argmax(1) != y[left]).tolist()
+            for i, f in zip(left.tolist(), fooled):
+                if f:
+                    labels[i] = component
+        out[f"{eps:g}"] = labels
+    return out
+
+
+def worst_case_bits(labels: dict[str, list[str]], eps_list: list[float]) -> dict[str, str]:
+    """Per eps, '1' where no component broke the image at this eps or a smaller one of the list."""
+    bits, alive = {}, None
+    for eps in sorted(eps_list):
+        now = [label == "" for label in labels[f"{eps:g}"]]
+        alive = now if alive is None else [a and b for a, b in zip(alive, now)]
+        bits[f"{eps:g}"] = "".join("1" if a else "0" for a in alive)
+    return bits
+
+
+def missed_by_component(labels: dict[str, list[str]], reference: str, ours: str, eps: float, eps_list: list[float]) -> dict[str, int]:
+    """component -> images AutoAttack broke (at ``eps`` or a smaller eps of the list) that the tested attack did not."""
+    counts: dict[str, int] = {}
+    for i, (a, b) in enumerate(zip(reference, ours)):
+        if a == "0" and b == "1":
+            name = next((labels[f"{e:g}"][i] for e in sorted(eps_list) if e <= eps and labels[f"{e:g}"][i] not in ("", "clean")), "?")
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
 def robust_bits(outcome, eps_list: list[float]) -> dict[str, str]:
     """Per eps, '1' where the example survived (as the harness reports it: worst case over eps' <= eps)."""
     return {f"{e:g}": "".join("1" if b else "0" for b in outcome.robust_correct[e].tolist()) for e in eps_list}
@@ -64,6 +129,10 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200, help="the first n test images")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="protocol override key=value")
     ap.add_argument("--precision", default="auto", help="of the tested attack's gradient passes: auto, fp32 or bf16")
+    ap.add_argument("--eps", type=float, action="append", default=None,
+                    help="attack only these L_inf eps (default: the protocol's grid)")
+    ap.add_argument("--components", action="store_true",
+                    help="run AutoAttack's components one after another and name the one that broke each image the tested attack missed")
     ap.add_argument("--checkpoints", type=Path, default=Path("checkpoints"))
     ap.add_argument("--cache", type=Path, default=Path("checkpoints/autoattack-cache.json"))
     ap.add_argument("--records", type=Path, default=None,
@@ -76,6 +145,11 @@ def main() -> None:
     cache = json.loads(args.cache.read_text()) if args.cache.exists() else {}
     records = load_results(args.records) if args.records else None
     grid = [e for e in protocol.eps_grid("linf") if e > 0]
+    if args.eps:
+        unknown = [e for e in args.eps if e <= 0]
+        if unknown:
+            ap.error(f"--eps must be positive, got {unknown}")
+        grid = sorted(set(args.eps))
     reference = make_attack(protocol, "autoattack")
     reference.params["n_examples"] = args.n
     tested = make_attack(protocol, args.attack)
@@ -88,17 +162,31 @@ def main() -> None:
         x = to_float(data.dataset.test_x[: args.n], device)
         y = data.dataset.test_y[: args.n].to(device)
         key = f"{ready.info['weights_sha256']}/{defense.name}/{args.seed}/{args.n}"  # the trained weights, not the attacks
+        if args.eps:  # a worst case over another grid is another result
+            key += "/eps=" + ",".join(f"{e:g}" for e in grid)
         t0 = time.perf_counter()
-        if key not in cache:
-            outcome = evaluate_attack(model, reference, x, y, [0.0, *grid], len(x), args.seed, False, "independent", False)
-            cache[key] = robust_bits(outcome, grid)
-            args.cache.parent.mkdir(parents=True, exist_ok=True)
-            args.cache.write_text(json.dumps(cache))
+        labels = None
+        if args.components:
+            ckey = f"{key}/components"
+            todo = [e for e in grid if f"{e:g}" not in cache.get(ckey, {})]
+            if todo:
+                cache.setdefault(ckey, {}).update(components_broken_by(model, x, y, todo, args.seed))
+                args.cache.parent.mkdir(parents=True, exist_ok=True)
+                args.cache.write_text(json.dumps(cache))
+            labels = cache[ckey]
+            reference_bits = worst_case_bits(labels, grid)
+        else:
+            if key not in cache:
+                outcome = evaluate_attack(model, reference, x, y, [0.0, *grid], len(x), args.seed, False, "independent", False)
+                cache[key] = robust_bits(outcome, grid)
+                args.cache.parent.mkdir(parents=True, exist_ok=True)
+                args.cache.write_text(json.dumps(cache))
+            reference_bits = {f"{e:g}": cache[key][f"{e:g}"] for e in grid}
         aa_seconds = time.perf_counter() - t0
-        print(name, "autoattack", json.dumps({e: 100 * b.count("1") / len(b) for e, b in cache[key].items()}),
+        print(name, "autoattack", json.dumps({e: 100 * b.count("1") / len(b) for e, b in reference_bits.items()}),
               f"{aa_seconds:.1f} s", flush=True)
         runs = {}
-        suite = suite_gap(records, protocol, defense.name, args.seed, ready.info["weights_sha256"], cache[key]) if records else None
+        suite = suite_gap(records, protocol, defense.name, args.seed, ready.info["weights_sha256"], reference_bits) if records else None
         if records:
             print(name, "leaderboard worst case", json.dumps(suite) if suite else f"no records of these weights under {args.records}",
                   flush=True)
@@ -110,10 +198,12 @@ def main() -> None:
             ours = robust_bits(outcome, grid)
             rows = {}
             for e in grid:
-                a, b = cache[key][f"{e:g}"], ours[f"{e:g}"]
+                a, b = reference_bits[f"{e:g}"], ours[f"{e:g}"]
                 aa, mine = 100 * a.count("1") / len(a), 100 * b.count("1") / len(b)
                 missed = sum(1 for i, j in zip(a, b) if i == "0" and j == "1")  # AutoAttack fooled, the attack did not
                 rows[f"{e:g}"] = {"autoattack": aa, args.attack: mine, "gap_points": round(mine - aa, 2), "missed_by_attack": missed}
+                if labels is not None:
+                    rows[f"{e:g}"]["missed_broken_by"] = missed_by_component(labels, a, b, e, grid)
             runs[str(attack_seed)] = {"eps": rows, "max_gap_points": max(r["gap_points"] for r in rows.values()),
                                       "attack_seconds": round(seconds, 1)}
             print(name, "attack seed", attack_seed, json.dumps(runs[str(attack_seed)]), flush=True)
