@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 import zlib
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from bench.reporting.tables import WORST, seeds_text  # noqa: E402
 DPI = 150
 WIDTH_IN = 8.0  # 1200 px at DPI
 MAX_SERIES = 12
+TITLE_CHARS = 72  # a title line longer than this runs past the figure's edge at WIDTH_IN
 MAX_LABELS = 6  # a tradeoff plot with more defenses names them in a legend: labels in a cluster would touch
 STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 10,
          "xtick.labelsize": 10, "ytick.labelsize": 10}
@@ -151,8 +153,9 @@ def accuracy_vs_eps(table: pd.DataFrame, out_dir: Path) -> list[Path]:
             _axes(ax, threat, worst["eps"].unique())
             attacks = _attacks(part)
             seeds = int(worst["seeds"].max())
-            ax.set_title(f"{protocol} ({phash}), {_threat(threat)}: worst case over\n{', '.join(attacks)}\n"
-                         f"{int(worst['n_examples'].max())} test images, {seeds_text(worst)}\n"
+            # wrapped: a partial sweep names every defense with fewer seeds, which would run off the figure
+            ax.set_title(f"{protocol} ({phash}), {_threat(threat)}: worst case over\n{textwrap.fill(', '.join(attacks), TITLE_CHARS)}\n"
+                         + textwrap.fill(f"{int(worst['n_examples'].max())} test images, {seeds_text(worst)}", TITLE_CHARS) + "\n"
                          + ("band = 95 % interval (bootstrap over seeds and images" + ("; Wilson for one seed)" if int(worst["seeds"].min()) == 1 else ")")
                             if seeds > 1 else "band = 95 % Wilson interval over the images")
                          + (f"; {len(dropped)} more defenses in summary.md" if dropped else ""), loc="left")
