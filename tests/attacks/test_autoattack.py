@@ -28,6 +28,7 @@ def check_autoattack(model, x, y, eps: float, **params) -> torch.Tensor:
     return adv
 
 
+@pytest.mark.slow
 def test_apgd_ce_through_autoattack_is_valid_and_at_least_as_strong_as_pgd5(trained_cnn, batch16):
     x, y = batch16
     adv = check_autoattack(trained_cnn, x, y, 0.1, **APGD_CE)

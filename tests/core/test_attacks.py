@@ -47,6 +47,7 @@ def test_pgd_beats_fgsm_and_accuracy_falls_with_eps(trained_cnn, eval_batch):
     assert pgd.checks and all(c["status"] == "pass" for c in pgd.checks), pgd.checks
 
 
+@pytest.mark.slow
 def test_pgd_is_at_least_as_strong_as_foolbox(trained_cnn, eval_batch):
     """Cross-check against an independent implementation on the same model and data: without a random
     start the two are the same algorithm and must agree (up to one example: the two compute the loss,
@@ -137,6 +138,7 @@ def test_pgd_restarts_only_add_successes_and_early_exit_matches_full_batches(tra
     assert torch.allclose(part, whole[:30], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_survivors_curve_matches_the_independent_worst_case(trained_cnn, eval_batch):
     """Attacking only the survivors of the previous eps gives nearly the same worst-case curve
     (only the random starts differ) and skips the eps = 0 attack and the monotonicity check."""
@@ -152,6 +154,7 @@ def test_survivors_curve_matches_the_independent_worst_case(trained_cnn, eval_ba
     assert sur.checks and all(c["status"] == "pass" for c in sur.checks), sur.checks
 
 
+@pytest.mark.slow
 def test_descending_curve_matches_the_independent_worst_case_at_a_fraction_of_the_gradients(trained_cnn, eval_batch):
     """Largest eps first, warm-started from the larger eps's adversarial: never weaker than
     attacking every eps afresh (beyond noise; the warm start often finds more, and every
@@ -211,19 +214,25 @@ def test_compiled_attack_target_gives_the_same_curve(trained_cnn, eval_batch):
     assert abs(compiled.robust_accuracy()[0.1] - plain.robust_accuracy()[0.1]) <= 1 / len(y)
 
 
-def test_pgd_momentum_stays_in_the_ball_is_validated_and_does_not_weaken_a_short_attack(trained_cnn, eval_batch):
+def test_pgd_momentum_stays_in_the_ball_and_is_validated(trained_cnn, eval_batch):
+    x, y = eval_batch
+    heavy = ATTACKS.create("pgd", steps=5, rel_stepsize=0.25, momentum=0.25)
+    adv = heavy.perturb(trained_cnn, x[:40], y[:40], 0.1, torch.Generator().manual_seed(0))
+    assert float((adv - x[:40]).abs().max()) <= 0.1 + 1e-6 and adv.min() >= 0 and adv.max() <= 1
+    for bad in (-0.1, 1.0, True):
+        with pytest.raises(ConfigError, match="momentum"):
+            ATTACKS.create("pgd", momentum=bad)
+
+
+@pytest.mark.slow
+def test_pgd_momentum_does_not_weaken_a_short_attack(trained_cnn, eval_batch):
     x, y = eval_batch
     plain = ATTACKS.create("pgd", steps=10, rel_stepsize=0.25)
     heavy = ATTACKS.create("pgd", steps=10, rel_stepsize=0.25, momentum=0.25)
-    adv = heavy.perturb(trained_cnn, x, y, 0.1, torch.Generator().manual_seed(0))
-    assert float((adv - x).abs().max()) <= 0.1 + 1e-6 and adv.min() >= 0 and adv.max() <= 1
     grid = [0.0, 0.05, 0.1]
     a = evaluate_attack(trained_cnn, plain, x, y, grid, 120, seed=0).robust_accuracy()
     b = evaluate_attack(trained_cnn, heavy, x, y, grid, 120, seed=0).robust_accuracy()
     assert all(b[e] <= a[e] + 0.025 for e in grid)
-    for bad in (-0.1, 1.0, True):
-        with pytest.raises(ConfigError, match="momentum"):
-            ATTACKS.create("pgd", momentum=bad)
 
 
 def test_adaptive_checkpoints_follow_apgd():
@@ -234,19 +243,25 @@ def test_adaptive_checkpoints_follow_apgd():
     assert all(0 < c < 10 for c in adaptive_checkpoints(10))
 
 
-def test_pgd_adaptive_schedule_and_dlr_targets_stay_in_the_ball_and_match_the_cosine_default(trained_cnn, eval_batch):
+def test_pgd_adaptive_schedule_and_dlr_targets_stay_in_the_ball_and_are_validated(trained_cnn, eval_batch):
+    x, y = eval_batch
+    adaptive = ATTACKS.create("pgd", steps=5, schedule="adaptive", targets=1, target_loss="dlr")
+    adv = adaptive.perturb(trained_cnn, x[:40], y[:40], 0.1, torch.Generator().manual_seed(0))
+    assert float((adv - x[:40]).abs().max()) <= 0.1 + 1e-6 and adv.min() >= 0 and adv.max() <= 1
+    with pytest.raises(ConfigError, match="target_loss"):
+        ATTACKS.create("pgd", target_loss="ce")
+
+
+@pytest.mark.slow
+def test_pgd_adaptive_schedule_with_dlr_targets_is_as_strong_as_the_cosine_default(trained_cnn, eval_batch):
     x, y = eval_batch
     grid = [0.0, 0.05, 0.1]
     cosine = ATTACKS.create("pgd", steps=20, rel_stepsize=0.25, schedule="cosine", targets=1)
     adaptive = ATTACKS.create("pgd", steps=20, schedule="adaptive", targets=1, target_loss="dlr")
-    adv = adaptive.perturb(trained_cnn, x, y, 0.1, torch.Generator().manual_seed(0))
-    assert float((adv - x).abs().max()) <= 0.1 + 1e-6 and adv.min() >= 0 and adv.max() <= 1
     a = evaluate_attack(trained_cnn, cosine, x, y, grid, 120, seed=0).robust_accuracy()
     b = evaluate_attack(trained_cnn, adaptive, x, y, grid, 120, seed=0).robust_accuracy()
     assert b[0.0] == a[0.0] and b[0.1] < b[0.0]  # it attacks, and clean points are untouched
     assert all(abs(b[e] - a[e]) <= 0.05 for e in grid)  # as strong as the tuned default, within a few examples
-    with pytest.raises(ConfigError, match="target_loss"):
-        ATTACKS.create("pgd", target_loss="ce")
 
 
 def test_dlr_loss_is_scale_invariant_and_positive_when_fooled():

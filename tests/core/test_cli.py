@@ -181,6 +181,7 @@ def _readme_block(name: str) -> str:
     return match.group(1)
 
 
+@pytest.mark.slow
 def test_readme_plugin_example_runs_verbatim(tmp_path):
     """The README's 'adding a new defense' section, executed exactly as written."""
     (tmp_path / "my_defense.py").write_text(_readme_block("my_defense.py"))

@@ -60,6 +60,7 @@ def user_model(digits, tmp_path_factory):
     return folder, model, digits.test_x[:120], digits.test_y[:120]
 
 
+@pytest.mark.slow
 def test_api_and_cli_evaluate_an_unseen_network_with_identical_records(user_model, tmp_path):
     folder, model, x, y = user_model
     assert model.training  # as a user leaves it after training

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SHORT = ["--set", "training.epochs=1", "--set", "evaluation.n_examples=60", "--set", "attacks.pgd.steps=3"]
 
 
+@pytest.mark.slow  # a whole clone, install-free main job and report: about 30 s
 @pytest.mark.skipif(shutil.which("git") is None or not (ROOT / ".git").exists(), reason="needs git and a git checkout")
 def test_main_job_on_a_fresh_clone_trains_attacks_reports_and_leaves_git_status_clean(tmp_path):
     clone = tmp_path / "clone"

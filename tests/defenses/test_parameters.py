@@ -84,6 +84,7 @@ def test_gabor_frequencies_accept_a_single_number_and_record_a_list():
     assert DEFENSES.create("gabor_frontend", frequencies=(0.1, 0.3)).params["frequencies"] == [0.1, 0.3]
 
 
+@pytest.mark.slow
 def test_median_filter_runs_end_to_end_through_the_cli(tmp_path):
     results, checkpoints = tmp_path / "results", tmp_path / "ckpt"
     args = ["run", "--defense", "median_filter", "--attack", "pgd", "--set", "training.epochs=1",

@@ -98,6 +98,7 @@ def ray():
     ray.shutdown()
 
 
+@pytest.mark.slow
 def test_ray_writes_the_same_records_as_local(reference_sweeps, ray, tmp_path):
     """The Ray executor on a real local Ray instance writes the same records as the local process pool."""
     grid = write_grid(tmp_path / "grid.yaml", **{**GRID, "defenses": {"pixel_sim": {"n_images": [100]}}, "executor": "ray"})
