@@ -43,7 +43,8 @@ def test_the_five_modules_register_these_attacks_with_descriptions():
         assert entry.description and "\n" not in entry.description
 
 
-@pytest.mark.parametrize("name", list(CHEAP))
+# AutoAttack L_2 runs the same code as L_inf (test_autopgd matches it example by example): slow only
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "autoattack_l2" else n for n in CHEAP])
 def test_every_attack_returns_valid_images(trained_cnn, batch16, name):
     params, threat_model, kind = CHEAP[name]
     attack = ATTACKS.create(name, **params)

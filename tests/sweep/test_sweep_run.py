@@ -14,8 +14,9 @@ from sweep_helpers import GRID, bench, comparable, mtimes, records, write_grid
 HERE = Path(__file__).resolve().parent
 
 
-def test_serial_and_local_executors_write_identical_records(reference_sweeps):
-    serial, local = reference_sweeps["serial"], reference_sweeps["local"]
+@pytest.mark.slow  # a second run of the reference sweep
+def test_serial_and_local_executors_write_identical_records(reference_sweeps, serial_sweep):
+    serial, local = serial_sweep, reference_sweeps["local"]
     a, b = records(serial["results"], serial["checkpoints"]), records(local["results"], local["checkpoints"])
     attack_records = [name for name in a if not name.endswith("summary.json")]
     assert len(attack_records) == 8 and len(a) == 12  # 4 jobs x (fgsm, pgd) + one summary.json per job
@@ -58,14 +59,14 @@ def test_rerun_trains_nothing_and_writes_nothing(reference_sweeps):
 
 
 def test_a_failing_job_is_reported_and_interrupted_work_resumes(reference_sweeps, tmp_path, monkeypatch):
-    serial = reference_sweeps["serial"]
+    reference = reference_sweeps["local"]
     results, checkpoints = tmp_path / "results", tmp_path / "checkpoints"
-    shutil.copytree(serial["results"], results)
-    shutil.copytree(serial["checkpoints"], checkpoints)
+    shutil.copytree(reference["results"], results)
+    shutil.copytree(reference["checkpoints"], checkpoints)
     (pixel0,) = (checkpoints / "quick" / "pixel_sim").glob("seed0-*")
     (pixel0 / "final.pt").unlink()  # killed after the last epoch's last.pt, before final.pt
     lost = next(results.glob("quick-*/pixel_sim/seed0/fgsm.json"))
-    original = json.loads((serial["results"] / lost.relative_to(results)).read_text())
+    original = json.loads((reference["results"] / lost.relative_to(results)).read_text())
     lost.unlink()
     untouched = {p: t for p, t in mtimes(results, checkpoints).items() if not (p.is_relative_to(pixel0) or p.parent == lost.parent)}
     last_pt = (pixel0 / "last.pt").stat().st_mtime_ns
@@ -83,7 +84,7 @@ def test_a_failing_job_is_reported_and_interrupted_work_resumes(reference_sweeps
     # the other job went on: its model was finished from last.pt (no epoch trained again) and its lost record redone
     assert "pixel_sim[n_images=100] seed 0: 1 record(s) written" in out
     assert (pixel0 / "final.pt").exists() and (pixel0 / "last.pt").stat().st_mtime_ns == last_pt
-    assert comparable(json.loads(lost.read_text()), checkpoints) == comparable(original, serial["checkpoints"])
+    assert comparable(json.loads(lost.read_text()), checkpoints) == comparable(original, reference["checkpoints"])
     assert {p: t for p, t in mtimes(results, checkpoints).items() if p in untouched} == untouched
     # the summary table covers the grid's records: 2 defenses x 3 rows x 6 eps, from one seed
     assert sum(line.startswith("| quick") and " | 1 | 32 | " in line for line in out.splitlines()) == 36
