@@ -138,6 +138,19 @@ def test_wilson_interval():
     assert low == pytest.approx(0.4038, abs=1e-4) and high == pytest.approx(0.5962, abs=1e-4)
 
 
+def test_clean_cost_in_words_is_the_paired_difference_the_tables_show():
+    """A defense with fewer seeds than the baseline: the mean difference over unequal seeds (-7.2)
+    is not what the table's paired column shows (-7.0 on the shared seed); the words use the latter."""
+    from bench.evaluation.intervals import PairedComparison
+    from bench.reporting.html import Row
+
+    row = Row("adv_train", "adv_train", [0], [1000], [0.863], [0.774], ["pgd"], [], (0.747, 0.799), clean_delta=-0.072)
+    assert row.cost_text() == "7.2 points below"
+    row.clean_vs_baseline = PairedComparison(-0.070, -0.089, -0.049, None, 1000, 10, 80)
+    assert row.cost_text() == "7.0 points (95 % CI \u22128.9 to \u22124.9) below"
+    assert row.delta_text().startswith("\u22127.0 [")
+
+
 def test_page_leads_with_the_leaderboard(report, results):
     page = report.read_text()
     dom = Dom(page)
