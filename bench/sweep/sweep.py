@@ -97,14 +97,24 @@ def _prefetch_downloads(protocols: list[Protocol], echo: Callable[[str], None]) 
             make_dataset(protocol)
 
 
-def _train_shared(models: list[TrainJob], executor: Executor, echo: Callable[[str], None]) -> dict[str, str]:
-    """Train the shared models; returns label -> error of those that failed."""
+def _shared_first(models: list[TrainJob], beside: list[EvaluateJob], executor: Executor, echo: Callable[[str], None],
+                  finished: Callable[[JobResult], None]) -> dict[str, str]:
+    """Train the shared models, with the jobs that need none of them filling the other workers
+    meanwhile (a lone shared model would otherwise leave every worker but one idle); returns
+    label -> error of the shared models that failed."""
     failed: dict[str, str] = {}
     if not models:
         return failed
-    echo(f"first training {len(models)} model(s) that several jobs share")
-    for i, result in enumerate(executor.map(models), 1):
-        echo(f"[shared model {i}/{len(models)}] {result.label}: "
+    echo(f"first training {len(models)} model(s) that several jobs share"
+         + (f", beside {len(beside)} job(s) that need none of them" if beside else ""))
+    shared = {model.label for model in models}
+    done = 0
+    for result in executor.map([*models, *beside]):
+        if result.label not in shared:
+            finished(result)
+            continue
+        done += 1
+        echo(f"[shared model {done}/{len(models)}] {result.label}: "
              + (f"trained ({result.seconds:.1f}s)" if result.ok else f"FAILED: {result.error}"))
         if not result.ok:
             failed[result.label] = result.error
@@ -122,15 +132,16 @@ def run_sweep(grid: Grid, target: Target, executor: Executor, echo: Callable[[st
     if the_plan.todo:
         _prefetch_downloads([job.protocol for job in the_plan.todo], echo)
         echo(f"running {len(the_plan.todo)} job(s) on {executor.describe(len(the_plan.todo))}")
-    failed_models = _train_shared(the_plan.shared, executor, echo)
 
     def finished(result: JobResult) -> None:
         report.results.append(result)
         status = f"{len(result.written)} record(s) written ({result.seconds:.1f}s)" if result.ok else f"FAILED: {result.error}"
         echo(f"[{len(report.skipped) + len(report.results)}/{report.total}] {result.label}: {status}")
 
+    beside = [job for job in the_plan.todo if not the_plan.needs.get(job.label)] if the_plan.shared else []
+    failed_models = _shared_first(the_plan.shared, beside, executor, echo, finished)
     runnable = []
-    for job in the_plan.todo:
+    for job in (job for job in the_plan.todo if job not in beside):
         broken = [label for label in the_plan.needs.get(job.label, []) if label in failed_models]
         if broken:
             finished(JobResult(job.label, False, 0.0, error=f"not run: training the shared model {broken[0]} failed: "

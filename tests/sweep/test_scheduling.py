@@ -64,12 +64,30 @@ def test_a_model_used_by_one_job_or_already_trained_is_not_shared(tmp_path):
     assert plan(grid, target).shared == []
 
 
+def test_jobs_that_need_no_shared_model_fill_the_workers_while_it_trains(tmp_path):
+    grid = _grid(tmp_path, defenses=["baseline", "gaussian_blur", "pixel_sim", "neural_sim"], attacks=["fgsm"], seeds=[0])
+    executor = Recording()
+    lines: list[str] = []
+    report = run_sweep(grid, Target(tmp_path / "r", tmp_path / "c"), executor, echo=lines.append)
+    first, second = executor.calls
+    assert [job.label for job in first] == ["baseline seed 0 (model shared by baseline seed 0, gaussian_blur seed 0)",
+                                            "pixel_sim seed 0", "neural_sim seed 0"]
+    assert [job.label for job in second] == ["baseline seed 0", "gaussian_blur seed 0"]
+    assert "first training 1 model(s) that several jobs share, beside 2 job(s) that need none of them" in lines
+    assert sorted(r.label for r in report.results) == ["baseline seed 0", "gaussian_blur seed 0", "neural_sim seed 0", "pixel_sim seed 0"]
+    assert not report.failed and [line.split("]")[0] for line in lines if line.startswith("[") and "shared" not in line] == \
+        ["[1/4", "[2/4", "[3/4", "[4/4"]
+
+
 def test_jobs_of_a_failed_shared_model_are_reported_and_not_run(tmp_path):
     grid = _grid(tmp_path, defenses=["baseline", "gaussian_blur", "pixel_sim"], attacks=["fgsm"], seeds=[0])
     executor = Recording(fail=("baseline seed 0 (model shared",))
     lines: list[str] = []
     report = run_sweep(grid, Target(tmp_path / "r", tmp_path / "c"), executor, echo=lines.append)
-    assert [job.label for job in executor.calls[1]] == ["pixel_sim seed 0"]
+    # pixel_sim needs no shared model: it runs beside the baseline's training, and nothing is left to run after
+    assert [job.label for job in executor.calls[0]] == ["baseline seed 0 (model shared by baseline seed 0, gaussian_blur seed 0)",
+                                                        "pixel_sim seed 0"]
+    assert len(executor.calls) == 1
     assert sorted(r.label for r in report.failed) == ["baseline seed 0", "gaussian_blur seed 0"]
     assert all("not run: training the shared model baseline seed 0" in r.error and "loss became nan" in r.error
                for r in report.failed)
