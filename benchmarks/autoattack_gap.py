@@ -143,12 +143,17 @@ def main() -> None:
     settings = Settings(checkpoint_dir=args.checkpoints, progress=False, precision=args.precision)
     device = settings.resolved_device()
     cache = json.loads(args.cache.read_text()) if args.cache.exists() else {}
+
+    def save_cache() -> None:
+        args.cache.parent.mkdir(parents=True, exist_ok=True)
+        args.cache.write_text(json.dumps(cache))
+
     records = load_results(args.records) if args.records else None
     grid = [e for e in protocol.eps_grid("linf") if e > 0]
     if args.eps:
-        unknown = [e for e in args.eps if e <= 0]
-        if unknown:
-            ap.error(f"--eps must be positive, got {unknown}")
+        not_positive = [e for e in args.eps if e <= 0]
+        if not_positive:
+            ap.error(f"--eps takes L_inf radii above 0, got {not_positive}")
         grid = sorted(set(args.eps))
     reference = make_attack(protocol, "autoattack")
     reference.params["n_examples"] = args.n
@@ -171,16 +176,14 @@ def main() -> None:
             todo = [e for e in grid if f"{e:g}" not in cache.get(ckey, {})]
             if todo:
                 cache.setdefault(ckey, {}).update(components_broken_by(model, x, y, todo, args.seed))
-                args.cache.parent.mkdir(parents=True, exist_ok=True)
-                args.cache.write_text(json.dumps(cache))
+                save_cache()
             labels = cache[ckey]
             reference_bits = worst_case_bits(labels, grid)
         else:
             if key not in cache:
                 outcome = evaluate_attack(model, reference, x, y, [0.0, *grid], len(x), args.seed, False, "independent", False)
                 cache[key] = robust_bits(outcome, grid)
-                args.cache.parent.mkdir(parents=True, exist_ok=True)
-                args.cache.write_text(json.dumps(cache))
+                save_cache()
             reference_bits = {f"{e:g}": cache[key][f"{e:g}"] for e in grid}
         aa_seconds = time.perf_counter() - t0
         print(name, "autoattack", json.dumps({e: 100 * b.count("1") / len(b) for e, b in reference_bits.items()}),
