@@ -154,8 +154,9 @@ def accuracy_vs_eps(table: pd.DataFrame, out_dir: Path) -> list[Path]:
             attacks = _attacks(part)
             seeds = int(worst["seeds"].max())
             # wrapped: a partial sweep names every defense with fewer seeds, which would run off the figure
+            # (a no-break space keeps each name with its count)
             ax.set_title(f"{protocol} ({phash}), {_threat(threat)}: worst case over\n{textwrap.fill(', '.join(attacks), TITLE_CHARS)}\n"
-                         + textwrap.fill(f"{int(worst['n_examples'].max())} test images, {seeds_text(worst)}", TITLE_CHARS) + "\n"
+                         + textwrap.fill(f"{int(worst['n_examples'].max())} test images, {seeds_text(worst)}".replace(": ", ":\u00a0"), TITLE_CHARS) + "\n"
                          + ("band = 95 % interval (bootstrap over seeds and images" + ("; Wilson for one seed)" if int(worst["seeds"].min()) == 1 else ")")
                             if seeds > 1 else "band = 95 % Wilson interval over the images")
                          + (f"; {len(dropped)} more defenses in summary.md" if dropped else ""), loc="left")
