@@ -99,16 +99,24 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--results", type=Path, default=Path("results"), help="folder of result records (default: ./results)")
     p.add_argument("--threat", default="linf", help="threat model (default: linf)")
     p.add_argument("--attack", default="worst case", help="an attack's name, or 'worst case' over the suite (default)")
+    p.add_argument("--all-versions", action="store_true",
+                   help="also compare on older versions of a protocol (by default only each protocol's newest)")
     return top
 
 
 def cmd_compare(args) -> None:
     from bench.errors import ConfigError
+    from bench.records.results import latest_versions, load_results
     from bench.reporting.tables import comparison, records_frame
 
     if not args.results.is_dir():
         raise ConfigError(f"--results {args.results} is not a folder of result records")
-    print(comparison(records_frame(args.results), args.a, args.b, args.threat, args.attack), end="")
+    results, superseded = load_results(args.results), []
+    if not args.all_versions:  # older versions ran other attacks: not the figure a reader compares
+        results, superseded = latest_versions(results)
+    print(comparison(records_frame(results), args.a, args.b, args.threat, args.attack), end="")
+    if superseded:
+        print("\nLeft out, as older versions of a protocol (`--all-versions` includes them): " + "; ".join(superseded) + ".")
 
 
 def cmd_list(args) -> None:

@@ -118,9 +118,15 @@ def test_compare_pairs_two_defenses_on_the_same_images(capsys):
     assert main(["compare", "pixel_sim", "baseline", "--results", str(REFERENCE)]) == 0
     out = capsys.readouterr().out
     assert "worst case: pixel_sim minus baseline" in out and "| eps | seeds | n | robust Δ [95 %] | p | clean Δ [95 %] |" in out
-    rows = [line for line in out.splitlines() if re.match(r"\| 0\.\d+ \| 1 \| \d+ \|", line)]
+    rows = [line for line in out.splitlines() if re.match(r"\| 0\.\d+ \| \d \| \d+ \|", line)]
     assert rows and all(re.search(r"[+-]\d+\.\d \[[+-]\d+\.\d, [+-]\d+\.\d\]", r) for r in rows)
-    assert all("p " in r for r in rows)
+    # one seed: McNemar's p; several: whether the bootstrap interval excludes 0
+    assert all(re.search(r"\| (p [<=] \S+|\d seeds, interval (ex|in)cludes 0) \|", r) for r in rows)
+    # only each protocol's newest version, by default: older versions ran other attacks
+    sections = re.findall(r"^### (\w+) \((\w+)\)", out, flags=re.M)
+    assert len({name for name, _ in sections}) == len(sections) and "Left out, as older versions" in out
+    assert main(["compare", "pixel_sim", "baseline", "--results", str(REFERENCE), "--all-versions"]) == 0
+    assert len(re.findall(r"^### ", capsys.readouterr().out, flags=re.M)) > len(sections)
     # a single attack instead of the worst case; errors name what exists
     assert main(["compare", "pixel_sim", "baseline", "--results", str(REFERENCE), "--attack", "pgd"]) == 0
     assert "linf, pgd: pixel_sim minus baseline" in capsys.readouterr().out
