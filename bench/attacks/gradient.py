@@ -172,9 +172,11 @@ class PGD(Attack):
     def _adaptive_run(self, model, x, y, eps, x_adv, loss, target, best, fooled, steps) -> bool:
         """One run with APGD's step-size rule on the examples not yet fooled: start at 2 eps, step with
         momentum 0.75, and at each checkpoint halve an example's step, and go back to its best point,
-        where the loss rose on fewer than 75 % of the steps since the last checkpoint, or neither the
-        step nor the best loss changed. Fooled examples are kept in ``best`` and marked in ``fooled``;
-        the others leave their highest-loss point there. Returns whether every example is fooled."""
+        where the loss rose on at most 75 % of the steps since the last checkpoint, or where the step
+        was not halved at the last checkpoint and the best loss has not risen since (the rule as
+        AutoAttack's reference implementation applies it, box clipping before the momentum mix
+        included). Fooled examples are kept in ``best`` and marked in ``fooled``; the others leave
+        their highest-loss point there. Returns whether every example is fooled."""
         threat = THREAT_MODELS[self.threat_model]
         idx = (~fooled).nonzero().flatten()
         if not len(idx):
@@ -190,7 +192,9 @@ class PGD(Attack):
         previous = cur.clone()
         alive = torch.ones(len(idx), dtype=torch.bool, device=x.device)
         rises = torch.zeros(len(idx), device=x.device)
-        mark_eta, mark_loss, mark = eta.clone(), best_loss.clone(), 0
+        # as if halved at a checkpoint before the first: the no-gain rule starts at the second
+        reduced = torch.ones(len(idx), dtype=torch.bool, device=x.device)
+        mark_loss, mark = best_loss.clone(), 0
         checkpoints = adaptive_checkpoints(steps)
 
         def keep_fooled(a: torch.Tensor, points: torch.Tensor, lg: torch.Tensor) -> None:
@@ -206,6 +210,7 @@ class PGD(Attack):
                 break
             delta = cur[a] - xs[a]
             z = threat.project(threat.step(delta, grad[a], eta[a]), eps)
+            z = (xs[a] + z).clamp(0, 1) - xs[a]  # the plain step inside the image box before the mix
             if step:
                 z = threat.project(delta + ADAPTIVE_MOMENTUM * (z - delta) + (1 - ADAPTIVE_MOMENTUM) * (delta - (previous[a] - xs[a])), eps)
             previous[a] = cur[a]
@@ -219,11 +224,11 @@ class PGD(Attack):
             best_x[a[up]], best_loss[a[up]], best_grad[a[up]] = cur[a[up]], v[up], g[up]
             keep_fooled(a, cur[a], lg)
             if step + 1 in checkpoints:
-                stalled = (rises < ADAPTIVE_RHO * (step + 1 - mark)) | ((eta.flatten() == mark_eta.flatten()) & (best_loss == mark_loss))
+                stalled = (rises <= ADAPTIVE_RHO * (step + 1 - mark)) | (~reduced & (best_loss <= mark_loss))
                 halve = (stalled & alive).nonzero().flatten()
                 eta[halve] /= 2
-                cur[halve], grad[halve], previous[halve] = best_x[halve], best_grad[halve], best_x[halve]
-                mark_eta, mark_loss, mark = eta.clone(), best_loss.clone(), step + 1
+                cur[halve], grad[halve] = best_x[halve], best_grad[halve]  # momentum still from the last move
+                reduced, mark_loss, mark = stalled, best_loss.clone(), step + 1
                 rises.zero_()
         left = alive.nonzero().flatten()
         x_adv[idx[left]] = best_x[left]
