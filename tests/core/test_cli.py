@@ -210,7 +210,7 @@ def test_readme_plugin_example_runs_verbatim(tmp_path):
     "override, fragment",
     [
         ("attacks.pgd.steps=0", "attack 'pgd': parameter 'steps' = 0 is invalid; accepted: an integer >= 1"),
-        ("attacks.pgd.rel_stepsize=-0.1", "parameter 'rel_stepsize' = -0.1 is invalid"),
+        ("attacks.transfer_pgd.rel_stepsize=-0.1", "parameter 'rel_stepsize' = -0.1 is invalid"),
         ("attacks.transfer_pgd.steps=0", "attack 'transfer_pgd': parameter 'steps' = 0"),
         ("defenses.pixel_sim.alpah=3", "defense 'pixel_sim' does not take the parameters"),
         ("defenses.gaussian_blur.sigma=-1", "gaussian_blur"),
@@ -255,7 +255,8 @@ def test_records_of_other_weights_are_never_completed(quick_run, tmp_path, capsy
     shutil.copytree(work / "results", tmp_path / "results")
     shutil.copytree(work / "ckpt", tmp_path / "ckpt")
     moved = [str(tmp_path / a[len(str(work)) + 1:]) if a.startswith(str(work)) else a for a in args]
-    folder = next((tmp_path / "results").rglob("pgd.json")).parent
+    # the records of the fixture's own run (another test may have added a folder for another protocol hash)
+    folder = next(p.parent for p in (tmp_path / "results").rglob("pgd.json") if json.loads(p.read_text())["metrics"]["n_examples"] == 64)
     fgsm = json.loads((folder / "fgsm.json").read_text())
     assert len(fgsm["model"]["weights_sha256"]) == 64
     fgsm["model"]["weights_sha256"] = "0" * 64
