@@ -243,8 +243,7 @@ def test_adaptive_checkpoints_follow_apgd():
     assert all(0 < c < 10 for c in adaptive_checkpoints(10))
 
 
-@pytest.mark.parametrize("eps", [0.1, 0.2])
-def test_pgd_adaptive_run_takes_the_same_steps_as_autoattacks_apgd_ce(trained_cnn, eval_batch, eps):
+def test_pgd_adaptive_run_takes_the_same_steps_as_autoattacks_apgd_ce(trained_cnn, eval_batch, eps=0.15):
     """One untargeted ``adaptive`` run from a given start is APGD-CE: the same step-size halvings,
     returns to the best point and momentum, so the same images survive as under pyautoattack's
     own APGD-CE from that start (ours just stops stepping an image once it is fooled)."""
@@ -252,9 +251,9 @@ def test_pgd_adaptive_run_takes_the_same_steps_as_autoattacks_apgd_ce(trained_cn
 
     x, y = eval_batch
     start = (x + (2 * torch.rand(x.shape, generator=torch.Generator().manual_seed(0)) - 1) * eps).clamp(0, 1)
-    ours = ATTACKS.create("pgd", steps=30, schedule="adaptive", restarts=1, targets=0)
+    ours = ATTACKS.create("pgd", steps=25, schedule="adaptive", restarts=1, targets=0)
     mine = ours.perturb(trained_cnn, x, y, eps, torch.Generator().manual_seed(1), start=start)
-    apgd = APGDAttack(trained_cnn, n_iter=30, norm="Linf", eps=eps, loss="ce", n_restarts=1, seed=0, device="cpu")
+    apgd = APGDAttack(trained_cnn, n_iter=25, norm="Linf", eps=eps, loss="ce", n_restarts=1, seed=0, device="cpu")
     apgd.init_hyperparam(x)
     _, _, _, theirs = apgd.attack_single_run(x, y, x_init=start)
     with torch.no_grad():
