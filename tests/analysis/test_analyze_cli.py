@@ -15,7 +15,7 @@ from bench.protocol import load_protocol
 from bench.pipeline import load_data
 
 # A model trained in seconds: 1 epoch on 10 % of the training split, width 8.
-TINY = ["training.epochs=1", "dataset.val_fraction=0.9", "model.width=8", "attacks.pgd.steps=3"]
+TINY = ["training.epochs=1", "dataset.val_fraction=0.9", "model.width=8", "attacks.pgd.steps=3", "attacks.pgd.targets=1"]
 DEFENSES = ["baseline", "gaussian_blur"]  # the second wraps the first's trained model
 
 

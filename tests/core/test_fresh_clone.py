@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 # The README's command with a shorter training and attack, so that the test stays quick.
-SHORT = ["--set", "training.epochs=1", "--set", "evaluation.n_examples=60", "--set", "attacks.pgd.steps=3"]
+SHORT = ["--set", "training.epochs=1", "--set", "evaluation.n_examples=60", "--set", "attacks.pgd.steps=3", "--set", "attacks.pgd.targets=1"]
 
 
 @pytest.mark.slow  # a whole clone, install-free main job and report: about 30 s

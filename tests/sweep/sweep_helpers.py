@@ -14,8 +14,8 @@ from bench.protocol import load_protocol
 from bench.records.compare import comparable, comparable_records  # noqa: F401 (used by the tests)
 from bench.sweep.jobs import Job, Target
 
-# The quick protocol made tiny: one epoch of a width-8 CNN, 32 test images, 2 PGD steps.
-TINY = ["training.epochs=1", "evaluation.n_examples=32", "attacks.pgd.steps=2", "model.width=8"]
+# The quick protocol made tiny: one epoch of a width-8 CNN, 32 test images, 2 PGD steps, one targeted run.
+TINY = ["training.epochs=1", "evaluation.n_examples=32", "attacks.pgd.steps=2", "attacks.pgd.targets=1", "model.width=8"]
 # 2 defenses (pixel_sim through the hyperparameter form) x 2 seeds x 2 attacks = 4 jobs, 8 records.
 GRID = {"protocol": "quick", "overrides": TINY, "defenses": {"baseline": None, "pixel_sim": {"n_images": [100]}},
         "seeds": [0, 1], "attacks": ["fgsm", "pgd"]}
