@@ -47,12 +47,24 @@ def attack_loss(logits: torch.Tensor, y: torch.Tensor, loss: str = "ce", target:
     return margin / (spread + 1e-12)
 
 
+# On a CPU a gradient pass costs more per image in large batches (activations leave the caches):
+# measured on the quick CNN, 2 threads, bfloat16 channels-last: 0.18 ms per image in batches of
+# 64, 0.25 ms in batches of 500. Each example's gradient is its own (eval mode), so splitting is exact.
+CPU_GRADIENT_CHUNK = 64
+
+
 def input_gradient(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor, loss: str = "ce",
                     target: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The gradient of the summed loss with respect to the input, and the logits. A pipeline with
     no differentiable path to its input (a non-differentiable step without a declared gradient)
     has a zero gradient, which the gradient check flags. Where ``model`` offers a fast
-    (reduced-precision) forward pass, the gradient and the logits come from it."""
+    (reduced-precision) forward pass, the gradient and the logits come from it. On a CPU, large
+    batches go through in chunks (``CPU_GRADIENT_CHUNK``)."""
+    n = CPU_GRADIENT_CHUNK
+    if x_adv.device.type == "cpu" and len(x_adv) > n:
+        parts = [input_gradient(model, x_adv[i:i + n], y[i:i + n], loss, None if target is None else target[i:i + n])
+                 for i in range(0, len(x_adv), n)]
+        return torch.cat([g for g, _ in parts]), torch.cat([lg for _, lg in parts])
     x_adv = x_adv.detach().requires_grad_(True)
     logits = gradient_forward(model)(x_adv)
     value = attack_loss(logits, y, loss, target).sum()
@@ -105,7 +117,11 @@ class PGD(Attack):
     mixed_precision = True
 
     def perturb(self, model, x, y, eps, generator, start=None):
-        """``start`` (images within the eps-ball of ``x``) replaces the first restart's random start."""
+        """``start`` (images within the eps-ball of ``x``) replaces the first restart's random start.
+        At eps = 0 the ball holds ``x`` alone, so no step is spent: the eps = 0 check still rescores
+        it through the pipeline, without the full attack's cost on examples that cannot be fooled."""
+        if eps == 0:
+            return x.clone()
         threat = THREAT_MODELS[self.threat_model]
         p = self.params
         steps, restarts = int(p.get("steps", 20)), int(p.get("restarts", 1))

@@ -63,7 +63,7 @@ def test_run_writes_self_describing_records(quick_run):
     assert worst["attacks"] == ["fgsm", "pgd"] and worst["accuracy"] <= m["robust_accuracy"]["0.1"]
     assert [c["name"] for c in summary["cross_attack_checks"]] == ["leaderboard_suite_complete_linf", "iterative_beats_single_step"]
     partial = summary["cross_attack_checks"][0]  # FGSM and PGD are only part of the protocol's suite: not a trusted number
-    assert partial["status"] == "flag" and partial["missing"] == ["apgd_t", "square", "transfer_pgd", "pgd_convergence"]
+    assert partial["status"] == "flag" and partial["missing"] == ["square", "transfer_pgd", "pgd_convergence"]
     assert len(rec["model"]["training"]["history"]) == 1
 
 
