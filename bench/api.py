@@ -31,7 +31,7 @@ from bench.errors import ConfigError, first_line
 from bench.evaluation import evaluate_attack
 from bench.evaluation.intervals import accuracy_interval
 from bench.evaluation.model_checks import model_checks
-from bench.pipeline import check_protocol, make_attack
+from bench.pipeline import attack_eps_grid, check_protocol, make_attack
 from bench.protocol import Protocol, load_protocol, middle_eps, parse
 from bench.records import AttackRecord, ModelSummary, record_path, write_record
 from bench.records.build import attack_record_of
@@ -163,7 +163,8 @@ def data_digest(x: torch.Tensor, y: torch.Tensor) -> str:
 
 def resolve_protocol(protocol: str | Protocol, threat_model: str, eps: Sequence[float] | None, n: int,
                      batch_size: int | None) -> Protocol:
-    """The protocol the evaluation runs under: its eps grid (``eps`` with 0 added), ``n`` examples; recorded and hashed."""
+    """The protocol the evaluation runs under: its eps grid (``eps`` with 0 added; the convergence
+    rerun, if run, then covers every eps given), ``n`` examples; recorded and hashed."""
     base = load_protocol(protocol) if isinstance(protocol, str) else protocol
     if threat_model not in base.threat_models:
         raise ConfigError(f"threat model {threat_model!r} has no eps grid in protocol {base.name}; "
@@ -174,6 +175,9 @@ def resolve_protocol(protocol: str | Protocol, threat_model: str, eps: Sequence[
         if not all(np.isfinite(grid)) or grid[0] < 0:
             raise ConfigError(f"eps must be finite and >= 0, got {list(eps)}")
         config["threat_models"][threat_model]["eps"] = grid
+        conv = (config.get("leaderboard") or {}).get("convergence")
+        if isinstance(conv, dict):  # the protocol's rerun eps belong to its own grid: rerun at each of the caller's
+            conv.pop("eps", None)
     config["evaluation"]["n_examples"] = n
     if batch_size is not None:
         config["evaluation"]["batch_size"] = batch_size
@@ -246,7 +250,7 @@ def evaluate(
     for attack in chosen:
         t0 = time.perf_counter()
         m = min(int(attack.params.get("n_examples") or len(x)), len(x))
-        outcome = evaluate_attack(model, attack, x[:m], y[:m], proto.eps_grid(threat_model), bs, seed, progress,
+        outcome = evaluate_attack(model, attack, x[:m], y[:m], attack_eps_grid(proto, attack), bs, seed, progress,
                                   proto.evaluation.curve, randomized=False, precision=gradient_precision)
         records.append(attack_record_of(proto, defense, seed, attack, data, info, outcome, dev, pipeline_checks, None))
         if progress:

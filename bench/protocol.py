@@ -96,14 +96,16 @@ class EvaluationSpec:
 @dataclass(frozen=True)
 class ConvergenceSpec:
     """The convergence check: ``attack`` rerun with ``steps_factor`` times its steps and ``restarts``
-    restarts on the first ``n_examples``; more than ``tolerance`` lower accuracy flags the attack as
-    not converged (and the stronger run's results enter the worst case)."""
+    restarts on the first ``n_examples``, at the eps values ``eps`` of its grid (all when None: a
+    robust model pays every eps); more than ``tolerance`` lower accuracy flags the attack as not
+    converged (and the stronger run's results enter the worst case)."""
 
     attack: str
     steps_factor: int = 4
     restarts: int = 2
     n_examples: int = 100
     tolerance: float = 0.02
+    eps: tuple[float, ...] | None = None
 
     @property
     def record_name(self) -> str:
@@ -426,12 +428,18 @@ def _leaderboard(source: str, data: Any) -> LeaderboardSpec | None:
     conv = data.get("convergence")
     if conv is None:
         return LeaderboardSpec(tuple(attacks))
-    if not isinstance(conv, Mapping) or "attack" not in conv or set(conv) - {"attack", "steps_factor", "restarts", "n_examples", "tolerance"}:
+    if not isinstance(conv, Mapping) or "attack" not in conv or set(conv) - {"attack", "steps_factor", "restarts", "n_examples", "tolerance", "eps"}:
         raise ConfigError(f"{where}.convergence must be a mapping with attack (one of leaderboard.attacks) and optionally "
-                          f"steps_factor, restarts, n_examples, tolerance; got {conv!r}")
+                          f"steps_factor, restarts, n_examples, tolerance, eps; got {conv!r}")
     if conv["attack"] not in attacks:
         raise ConfigError(f"{where}.convergence.attack = {conv['attack']!r} must be one of leaderboard.attacks ({', '.join(attacks)})")
-    spec = ConvergenceSpec(**dict(conv))
+    eps = conv.get("eps")
+    if eps is not None:
+        if not (isinstance(eps, list) and eps and all(isinstance(e, (int, float)) and not isinstance(e, bool) and e > 0 for e in eps)):
+            raise ConfigError(f"{where}.convergence.eps must be a non-empty list of positive eps values from the attack's "
+                              f"grid (or left out: every eps), got {eps!r}")
+        eps = tuple(sorted({float(e) for e in eps}))
+    spec = ConvergenceSpec(**{**dict(conv), "eps": eps})
     for key, low in (("steps_factor", 1), ("restarts", 1), ("n_examples", 1)):
         value = getattr(spec, key)
         if isinstance(value, bool) or not isinstance(value, int) or value < low:

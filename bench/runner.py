@@ -17,7 +17,7 @@ from bench.defenses.base import Defense
 from bench.errors import BenchError, ConfigError
 from bench.evaluation import evaluate_attack
 from bench.evaluation.model_checks import model_checks
-from bench.pipeline import (SURROGATE_DEFENSE, DataSplit, Settings, check_protocol, is_randomized, load_data, make_attack,
+from bench.pipeline import (SURROGATE_DEFENSE, DataSplit, attack_eps_grid, Settings, check_protocol, is_randomized, load_data, make_attack,
                             make_defense, obtain_model, obtain_surrogate)
 from bench.protocol import Protocol
 from bench.records import iter_records_in, record_path, write_record
@@ -101,7 +101,7 @@ def attack_seed(protocol: Protocol, defense: Defense, seed: int, todo: list[tupl
         attack.surrogate = surrogate.eval() if attack.needs_surrogate else None
         m = min(int(attack.params.get("n_examples") or n), n)
         t0 = time.perf_counter()
-        outcome = evaluate_attack(model, attack, x[:m], y[:m], protocol.eps_grid(attack.threat_model), batch_size, seed,
+        outcome = evaluate_attack(model, attack, x[:m], y[:m], attack_eps_grid(protocol, attack), batch_size, seed,
                                   settings.progress, protocol.evaluation.curve, randomized, compile=settings.compile,
                                   precision=settings.resolved_precision())
         record = attack_record_of(protocol, defense, seed, attack, dataset, ready.info, outcome, device, pipeline_checks,

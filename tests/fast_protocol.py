@@ -9,6 +9,7 @@ FAST = [
     "attacks.pgd.targets=1",  # one targeted run: the path is exercised, at a tenth of the cost
     "attacks.pgd_l2.steps=3",
     "threat_models.linf.eps=[0.0, 0.1, 0.3]",
+    "leaderboard.convergence.eps=[0.1]",  # the rerun's eps must be on the grid
     "threat_models.l2.eps=[0.0, 1.0, 3.0]",
 ]
 

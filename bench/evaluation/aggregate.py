@@ -83,10 +83,12 @@ def convergence_checks(records: Sequence[AttackRecord]) -> list[dict[str, Any]]:
         tolerance = float(rec.attack.params.get("tolerance", 0.02))
         bad = _weaker(base, rec, tolerance)
         p = rec.attack.params
+        at = [e for e in rec.metrics.per_example.robust if float(e) > 0]
+        where = f" at eps {', '.join(at)}" if p.get("eps_grid") else ""
         found.append(check(
             "attack_converged", not bad,
             f"{base.attack.name} with {p.get('steps')} steps and {p.get('restarts')} restarts on the first {p.get('n_examples')} "
-            f"examples lowers no accuracy by more than {100 * tolerance:g} points" if not bad else
+            f"examples{where} lowers no accuracy by more than {100 * tolerance:g} points" if not bad else
             f"{base.attack.name} has not converged: with {p.get('steps')} steps and {p.get('restarts')} restarts accuracy falls at "
             + ", ".join(f"eps {e} ({100 * a:.1f} % -> {100 * b:.1f} %)" for e, a, b in bad)
             + "; the stronger run's results are in the worst case",

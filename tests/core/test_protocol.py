@@ -111,3 +111,27 @@ def test_protocols_pickle_for_sweep_workers():
     p = load_protocol("quick", ["training.epochs=2"])
     q = pickle.loads(pickle.dumps(p))
     assert q == p and q.hash == p.hash and q.training.epochs == 2
+
+
+@pytest.mark.parametrize("value, fragment", [
+    ("[]", "non-empty list of positive eps values"),
+    ("[0.0]", "non-empty list of positive eps values"),
+    ("headline", "convergence.eps is a list"),
+])
+def test_convergence_eps_is_a_list_of_positive_values(value, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        load_protocol("quick", [f"leaderboard.convergence.eps={value}"])
+
+
+def test_convergence_rerun_runs_at_its_eps_and_refuses_eps_off_the_grid():
+    from bench.pipeline import attack_eps_grid, check_protocol, make_attack
+    proto = load_protocol("quick")
+    rerun = make_attack(proto, "pgd_convergence")
+    assert proto.leaderboard.convergence.eps == (0.1, 0.15, 0.2)
+    assert attack_eps_grid(proto, rerun) == [0.0, 0.1, 0.15, 0.2]  # eps 0 stays: its check costs nothing
+    assert attack_eps_grid(proto, make_attack(proto, "pgd")) == proto.eps_grid("linf")
+    whole = load_protocol("quick", ["leaderboard.convergence.eps=[0.05, 0.1, 0.15, 0.2, 0.3]"])
+    assert attack_eps_grid(whole, make_attack(whole, "pgd_convergence")) == whole.eps_grid("linf")
+    moved = load_protocol("quick", ["threat_models.linf.eps=[0.0, 0.1, 0.3]"])
+    with pytest.raises(ConfigError, match=r"convergence.eps has 0.15, 0.2, not in the linf grid .*accepted: 0.1, 0.3"):
+        check_protocol(moved)

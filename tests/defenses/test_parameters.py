@@ -89,7 +89,8 @@ def test_median_filter_runs_end_to_end_through_the_cli(tmp_path):
     results, checkpoints = tmp_path / "results", tmp_path / "ckpt"
     args = ["run", "--defense", "median_filter", "--attack", "pgd", "--set", "training.epochs=1",
             "--set", "evaluation.n_examples=32", "--set", "attacks.pgd.steps=3", "--set", "attacks.pgd.targets=1",
-            "--set", "threat_models.linf.eps=[0.0, 0.1, 0.3]", "--results", str(results), "--checkpoints", str(checkpoints), "--quiet"]
+            "--set", "threat_models.linf.eps=[0.0, 0.1, 0.3]", "--set", "leaderboard.convergence.eps=[0.1]",
+            "--results", str(results), "--checkpoints", str(checkpoints), "--quiet"]
     assert main(args) == 0
     (path,) = results.rglob("pgd.json")
     record = json.loads(path.read_text())

@@ -57,6 +57,8 @@ def test_the_suite_ran_with_every_kind_of_attack(masked):
     s = _summary(masked, "baseline")
     assert s["attacks"] == sorted(["fgsm", "pgd", "square", "transfer_pgd", "pgd_convergence"])
     assert s["worst_case"]["linf"]["0.1"]["attacks"] == sorted(s["attacks"])
+    # the convergence rerun runs at its eps only (FAST: 0.1), so eps 0.3 is the worst case over the others
+    assert s["worst_case"]["linf"]["0.3"]["attacks"] == sorted(set(s["attacks"]) - {"pgd_convergence"})
     assert _flags(masked, "baseline") == set()
 
 
