@@ -47,7 +47,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true", help="torch.compile the attacked model (worth it on a GPU; recorded)")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="of PGD's and FGSM's gradient passes; every success is confirmed in fp32 (default auto: bf16 on a "
-                        "GPU or an AMX CPU; recorded)")
+                        "GPU or a CPU with AMX or AVX512-BF16; recorded)")
 
     p = sub.add_parser("eval", parents=[common], help="evaluate a network trained elsewhere (a factory + weights, or TorchScript)")
     p.add_argument("--model", default=None, metavar="FILE.py:FACTORY", help="path/to/file.py:factory or package.module:factory "

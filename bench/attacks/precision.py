@@ -1,8 +1,9 @@
 """Mixed-precision gradients for the white-box attacks' inner loop.
 
 A gradient step only needs the gradient's direction, which bfloat16 gives at a fraction of
-the cost where the hardware has bfloat16 units (CUDA GPUs; CPUs with AMX tiles, about 3x
-faster on the quick protocol's CNN). The decision whether an example is fooled is never
+the cost where the hardware has bfloat16 units (CUDA GPUs; CPUs with AMX tiles or AVX512-BF16
+instructions, about 3x faster than float32 on the quick protocol's CNN: see
+``benchmarks/gradient_chunk.py --precision``). The decision whether an example is fooled is never
 taken in bfloat16: an attack confirms every bfloat16 success on the exact float32 model
 (``confirm_fooled``), and the evaluation re-scores every returned image on the deployed
 pipeline anyway, so reduced precision can weaken an attack slightly, never fake a success.
@@ -21,15 +22,21 @@ PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
-    """``auto`` is ``bf16`` where it is fast (a CUDA GPU with bfloat16, a CPU with AMX tiles), else ``fp32``."""
+    """``auto`` is ``bf16`` where it is fast (a CUDA GPU with bfloat16, a CPU with AMX tiles or
+    AVX512-BF16), else ``fp32`` (a CPU without them would emulate bfloat16, slower than float32)."""
     if name not in PRECISIONS:
         raise ConfigError(f"precision {name!r} is not one of {', '.join(PRECISIONS)}")
     if name != "auto":
         return name
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    return "bf16" if device.type == "cpu" and amx is not None and amx() else "fp32"
+    return "bf16" if device.type == "cpu" and cpu_has_bf16_units() else "fp32"
+
+
+def cpu_has_bf16_units() -> bool:
+    """AMX tiles (Intel Sapphire Rapids on) or AVX512-BF16 (e.g. AMD Zen 4): bfloat16 products in hardware."""
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+    return any(probe is not None and probe() for probe in probes)
 
 
 class MixedPrecision(nn.Module):

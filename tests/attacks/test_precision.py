@@ -16,8 +16,8 @@ def test_resolve_precision_passes_explicit_choices_and_refuses_others():
     cpu = torch.device("cpu")
     assert resolve_precision("fp32", cpu) == "fp32"
     assert resolve_precision("bf16", cpu) == "bf16"
-    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
-    assert resolve_precision("auto", cpu) == ("bf16" if amx else "fp32")
+    units = any(getattr(torch.cpu, name, lambda: False)() for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
+    assert resolve_precision("auto", cpu) == ("bf16" if units else "fp32")
     with pytest.raises(ConfigError, match="not one of auto, fp32, bf16"):
         resolve_precision("fp16", cpu)
 
