@@ -249,6 +249,12 @@ def seeds_text(worst: pd.DataFrame) -> str:
     return text
 
 
+def _eps_part(runs: pd.DataFrame, grid: list[float]) -> str:
+    """``, eps 0.1, 0.15 only`` for an attack that ran at part of the grid (e.g. a convergence rerun)."""
+    ran = sorted(e for e in runs["eps"].unique() if e > 0)
+    return "" if not ran or set(ran) >= set(grid) else ", eps " + ", ".join(f"{e:g}" for e in ran) + " only"
+
+
 def headline(table: pd.DataFrame, frame: pd.DataFrame, threat: str = "linf", results: Results | None = None) -> str:
     """The leaderboard: per protocol, each defense's worst case over its attacks. Defenses whose
     every check passed are ranked by robust accuracy at the middle eps; flagged ones are listed
@@ -259,8 +265,8 @@ def headline(table: pd.DataFrame, frame: pd.DataFrame, threat: str = "linf", res
     for (protocol, phash), part in worst.groupby(["protocol", "protocol_hash"], sort=True):
         runs = frame[(frame["protocol_hash"] == phash) & (frame["threat_model"] == threat) & (frame["attack"] != WORST)]
         covered = runs.groupby("attack")["n_examples"].max().sort_index()
-        attacks = ", ".join(f"{a} (n = {n})" for a, n in covered.items())
         grid = sorted(e for e in part["eps"].unique() if e > 0)  # eps 0 is the clean column
+        attacks = ", ".join(f"{a} (n = {n}{_eps_part(runs[runs['attack'] == a], grid)})" for a, n in covered.items())
         middle = middle_eps(grid)
         date = str(runs["created"].max())[:10]
         seeds = int(part["seeds"].max())
