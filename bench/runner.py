@@ -17,8 +17,8 @@ from bench.defenses.base import Defense
 from bench.errors import BenchError, ConfigError
 from bench.evaluation import evaluate_attack
 from bench.evaluation.model_checks import model_checks
-from bench.pipeline import (SURROGATE_DEFENSE, DataSplit, attack_eps_grid, Settings, check_protocol, is_randomized, load_data, make_attack,
-                            make_defense, obtain_model, obtain_surrogate)
+from bench.pipeline import (SURROGATE_DEFENSE, DataSplit, Settings, attack_eps_grid, base_chain, check_protocol, is_randomized,
+                            load_data, make_attack, make_defense, obtain_model, obtain_surrogate)
 from bench.protocol import Protocol
 from bench.records import iter_records_in, record_path, write_record
 from bench.records.build import attack_record_of, update_model_summary
@@ -81,6 +81,28 @@ def refuse_other_weights(folder: Path, digest: str | None, replaced: set[Path]) 
                              "--force to measure every attack again on this model")
 
 
+def refuse_other_base_weights(protocol: Protocol, defense: Defense, seed: int, digest: str | None, settings: Settings) -> None:
+    """An input transform (``base: baseline``) is compared, image by image, with its base's records
+    of the same seed: refuse to measure it on other weights than those records measured (the base
+    was retrained, e.g. on another CPU or torch build), or its difference to the base would mix
+    the transform's effect with a second training's."""
+    chain = base_chain(protocol, defense)
+    if digest is None or len(chain) < 2:
+        return
+    root = chain[-1].name
+    folder = record_path(settings.results_dir, protocol.name, protocol.hash, root, seed, "any").parent
+    if not folder.is_dir():
+        return
+    for path, rec in iter_records_in(folder, "attack"):
+        other = rec.model.get("weights_sha256")
+        if other is not None and other != digest:
+            raise BenchError(f"{defense.name} wraps {root} (seed {seed}), whose records ({path}) measured weights "
+                             f"{other[:12]}, but the {root} model now loaded or trained has weights {digest[:12]} (its "
+                             "checkpoint was retrained, e.g. on another CPU or torch build, which need not reproduce "
+                             f"it bit for bit); restore the checkpoint those records came from, or rerun {root} seed {seed} "
+                             "with --force first so that both measure the same network")
+
+
 def attack_seed(protocol: Protocol, defense: Defense, seed: int, todo: list[tuple[Attack, Path]], data: DataSplit,
                 settings: Settings) -> None:
     """Run the attacks ``todo`` on the pipeline of ``seed``, write each record, then the model's summary."""
@@ -88,6 +110,7 @@ def attack_seed(protocol: Protocol, defense: Defense, seed: int, todo: list[tupl
     dataset = data.dataset
     ready = obtain_model(protocol, defense, data, seed, settings)
     refuse_other_weights(todo[0][1].parent, ready.info.get("weights_sha256"), {path for _, path in todo})
+    refuse_other_base_weights(protocol, defense, seed, ready.info.get("weights_sha256"), settings)
     model = ready.pipeline
     n = min(protocol.evaluation.n_examples, len(dataset.test_y))
     batch_size = protocol.evaluation.batch_size

@@ -266,3 +266,23 @@ def test_records_of_other_weights_are_never_completed(quick_run, tmp_path, capsy
     err = capsys.readouterr().err
     assert "fgsm.json measured a model with weights 000000000000" in err and "--force" in err
     assert not (folder / "pgd.json").exists()
+
+
+def test_an_input_transform_refuses_a_base_other_than_its_records_measured(quick_run, tmp_path, capsys):
+    """gaussian_blur on a retrained baseline (other weights than the baseline's records of that seed)
+    would mix the filter's effect with a second training's: refused before any attack."""
+    work, args = quick_run
+    shutil.copytree(work / "results", tmp_path / "results")
+    shutil.copytree(work / "ckpt", tmp_path / "ckpt")
+    moved = [str(tmp_path / a[len(str(work)) + 1:]) if a.startswith(str(work)) else a for a in args]
+    blur = [*moved[:1], "--defense", "gaussian_blur", *moved[1:]]
+    folder = next(p.parent for p in (tmp_path / "results").rglob("pgd.json") if json.loads(p.read_text())["metrics"]["n_examples"] == 64)
+    fgsm = json.loads((folder / "fgsm.json").read_text())
+    fgsm["model"]["weights_sha256"] = "0" * 64
+    (folder / "fgsm.json").write_text(json.dumps(fgsm))
+    assert main(blur) == 2
+    err = capsys.readouterr().err
+    assert "gaussian_blur wraps baseline (seed 0)" in err and "weights 000000000000" in err and "--force" in err
+    assert not any((tmp_path / "results").rglob("gaussian_blur"))
+    (folder / "fgsm.json").write_text(json.dumps({**fgsm, "model": {**fgsm["model"], "weights_sha256": None}}))
+    assert main(blur) == 0  # the same weights (and a record naming none) do not stop it
