@@ -11,6 +11,8 @@ from typing import Any
 
 import torch
 
+from bench.hardware import device_name
+
 _PACKAGES = ("torch", "torchvision", "numpy", "foolbox", "pandas", "mlxtend")
 _DISTRIBUTION = "simbench-robustness"
 
@@ -40,12 +42,6 @@ def code_version() -> dict[str, Any]:
     if "git_commit" not in info and os.environ.get("BENCH_GIT_COMMIT"):
         info["git_commit"], info["git_dirty"] = os.environ["BENCH_GIT_COMMIT"], None
     return info
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return platform.processor() or platform.machine()
 
 
 def environment(device: torch.device) -> dict[str, Any]:

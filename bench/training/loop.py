@@ -28,6 +28,7 @@ from bench.data.augment import augment
 from bench.data.base import to_float
 from bench.defenses.base import Objective, TrainingContext
 from bench.errors import TrainingDivergedError
+from bench.hardware import compute_context
 from bench.protocol import TrainingSpec
 from bench.training.checkpoint import load_checkpoint, save_checkpoint
 
@@ -209,7 +210,8 @@ def finish(model: nn.Module, state: TrainState, spec: TrainingSpec, checkpoint_d
     best = load_checkpoint(checkpoint_dir / BEST, device)
     model.load_state_dict(best["model"])
     summary = {"epochs": spec.epochs, "best_epoch": state.best_epoch, "best_val_loss": state.best_val_loss,
-               "train_seconds": state.train_seconds, "history": state.history}
+               "train_seconds": state.train_seconds, "history": state.history,
+               "finished_on": compute_context(device)}  # weights differ with the CPU kind and thread count
     save_checkpoint({"model": model.state_dict(), "summary": summary}, checkpoint_dir / FINAL)
     model.eval()
     return TrainResult(model, summary)

@@ -65,6 +65,8 @@ def test_run_writes_self_describing_records(quick_run):
     partial = summary["cross_attack_checks"][0]  # FGSM and PGD are only part of the protocol's suite: not a trusted number
     assert partial["status"] == "flag" and partial["missing"] == ["square", "transfer_pgd", "pgd_convergence"]
     assert len(rec["model"]["training"]["history"]) == 1
+    # what the weights depend on beyond the protocol: the torch build, the CPU kind, the thread count
+    assert {"torch", "device", "device_name", "torch_threads"} <= set(rec["model"]["training"]["finished_on"])
 
 
 def test_rerun_reuses_records_and_model(quick_run, capsys):
