@@ -66,19 +66,29 @@ def run(protocol: Protocol, defense_name: str, attack_names: list[str], seeds: l
     return paths
 
 
+def records_of_other_weights(folder: Path, digest: str | None, skip: set[Path] = frozenset()) -> tuple[Path, str] | None:
+    """The first attack record in ``folder`` (other than ``skip``) that measured weights other than
+    ``digest``, and those weights' digest; None if there is none (or nothing to compare)."""
+    if digest is None or not folder.is_dir():
+        return None
+    for path, rec in iter_records_in(folder, "attack"):
+        other = None if path in skip else rec.model.get("weights_sha256")
+        if other is not None and other != digest:
+            return path, other
+    return None
+
+
 def refuse_other_weights(folder: Path, digest: str | None, replaced: set[Path]) -> None:
     """Refuse to add records to ``folder`` when the records already there measured other weights
     (the checkpoint was lost and the model retrained differently, e.g. under another torch build or
     on a GPU): a worst case over attacks on two different networks would describe neither."""
-    if digest is None or not folder.is_dir():
-        return
-    for path, rec in iter_records_in(folder, "attack"):
-        other = None if path in replaced else rec.model.get("weights_sha256")
-        if other is not None and other != digest:
-            raise BenchError(f"{path} measured a model with weights {other[:12]}, but the model now loaded or trained for "
-                             f"this defense and seed has weights {digest[:12]} (its checkpoint was retrained, e.g. under "
-                             "another torch build or device); restore the checkpoint the records came from, or rerun with "
-                             "--force to measure every attack again on this model")
+    found = records_of_other_weights(folder, digest, replaced)
+    if found:
+        path, other = found
+        raise BenchError(f"{path} measured a model with weights {other[:12]}, but the model now loaded or trained for "
+                         f"this defense and seed has weights {digest[:12]} (its checkpoint was retrained, e.g. under "
+                         "another torch build or device); restore the checkpoint the records came from, or rerun with "
+                         "--force to measure every attack again on this model")
 
 
 def refuse_other_base_weights(protocol: Protocol, defense: Defense, seed: int, digest: str | None, settings: Settings) -> None:
@@ -87,20 +97,17 @@ def refuse_other_base_weights(protocol: Protocol, defense: Defense, seed: int, d
     was retrained, e.g. on another CPU or torch build), or its difference to the base would mix
     the transform's effect with a second training's."""
     chain = base_chain(protocol, defense)
-    if digest is None or len(chain) < 2:
+    if len(chain) < 2:
         return
     root = chain[-1].name
-    folder = record_path(settings.results_dir, protocol.name, protocol.hash, root, seed, "any").parent
-    if not folder.is_dir():
-        return
-    for path, rec in iter_records_in(folder, "attack"):
-        other = rec.model.get("weights_sha256")
-        if other is not None and other != digest:
-            raise BenchError(f"{defense.name} wraps {root} (seed {seed}), whose records ({path}) measured weights "
-                             f"{other[:12]}, but the {root} model now loaded or trained has weights {digest[:12]} (its "
-                             "checkpoint was retrained, e.g. on another CPU or torch build, which need not reproduce "
-                             f"it bit for bit); restore the checkpoint those records came from, or rerun {root} seed {seed} "
-                             "with --force first so that both measure the same network")
+    found = records_of_other_weights(record_path(settings.results_dir, protocol.name, protocol.hash, root, seed, "any").parent, digest)
+    if found:
+        path, other = found
+        raise BenchError(f"{defense.name} wraps {root} (seed {seed}), whose records ({path}) measured weights "
+                         f"{other[:12]}, but the {root} model now loaded or trained has weights {digest[:12]} (its "
+                         "checkpoint was retrained, e.g. on another CPU or torch build, which need not reproduce "
+                         f"it bit for bit); restore the checkpoint those records came from, or rerun {root} seed {seed} "
+                         "with --force first so that both measure the same network")
 
 
 def attack_seed(protocol: Protocol, defense: Defense, seed: int, todo: list[tuple[Attack, Path]], data: DataSplit,
