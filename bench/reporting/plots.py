@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd  # noqa: E402
 
 from bench.evaluation.intervals import accuracy_interval
-from bench.reporting.tables import WORST, seeds_text  # noqa: E402
+from bench.reporting.tables import WORST, partial_eps, seeds_text  # noqa: E402
 
 DPI = 150
 WIDTH_IN = 8.0  # 1200 px at DPI
@@ -127,8 +127,18 @@ def _axes(ax, threat: str, grid) -> None:
     ax.grid(alpha=0.3)
 
 
-def _attacks(part: pd.DataFrame) -> list[str]:
-    return sorted(set(part.loc[part["attack"] != WORST, "attack"]))
+def _attacks(part: pd.DataFrame, eps: float | None = None) -> list[str]:
+    """The attacks of a worst case: at ``eps`` only those that ran there; over the whole grid, each
+    that ran at part of it says where (``pgd_convergence (eps 0.1, 0.15 only)``)."""
+    runs = part[part["attack"] != WORST]
+    if eps is not None:
+        return sorted(set(runs.loc[np.isclose(runs["eps"], eps), "attack"]))
+    grid = sorted(e for e in part["eps"].unique() if e > 0)
+    names = []
+    for attack, rows in sorted(runs.groupby("attack")):
+        where = partial_eps(rows, grid)
+        names.append(f"{attack} ({where})" if where else attack)
+    return names
 
 
 def accuracy_vs_eps(table: pd.DataFrame, out_dir: Path) -> list[Path]:
@@ -305,7 +315,7 @@ def tradeoff(table: pd.DataFrame, out_dir: Path, eps_by_threat: dict[tuple[str, 
                 ax.legend(loc="lower left", frameon=False)
             seeds = int(at["seeds"].max())
             ax.set_title(f"{protocol} ({phash}): clean vs robust accuracy, {_threat(threat)} eps = {eps:g}\n"
-                         f"worst case over {', '.join(_attacks(table[(table['protocol_hash'] == phash) & (table['threat_model'] == threat)]))}\n"
+                         f"worst case over {', '.join(_attacks(table[(table['protocol_hash'] == phash) & (table['threat_model'] == threat)], eps))}\n"
                          f"* = on the Pareto front of the unflagged; open marker = flagged\n"
                          + ("bars = 95 % intervals (bootstrap over seeds and images)" if seeds > 1 else f"bars = 95 % Wilson intervals over {int(at['n_examples'].max())} images"),
                          loc="left")

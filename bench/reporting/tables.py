@@ -249,10 +249,16 @@ def seeds_text(worst: pd.DataFrame) -> str:
     return text
 
 
-def _eps_part(runs: pd.DataFrame, grid: list[float]) -> str:
-    """``, eps 0.1, 0.15 only`` for an attack that ran at part of the grid (e.g. a convergence rerun)."""
+def partial_eps(runs: pd.DataFrame, grid: list[float]) -> str:
+    """``eps 0.1, 0.15 only`` for an attack that ran at part of the grid (e.g. a convergence rerun);
+    empty when it ran at every eps."""
     ran = sorted(e for e in runs["eps"].unique() if e > 0)
-    return "" if not ran or set(ran) >= set(grid) else ", eps " + ", ".join(f"{e:g}" for e in ran) + " only"
+    return "" if not ran or set(ran) >= set(grid) else "eps " + ", ".join(f"{e:g}" for e in ran) + " only"
+
+
+def _eps_part(runs: pd.DataFrame, grid: list[float]) -> str:
+    part = partial_eps(runs, grid)
+    return ", " + part if part else ""
 
 
 def headline(table: pd.DataFrame, frame: pd.DataFrame, threat: str = "linf", results: Results | None = None) -> str:

@@ -89,6 +89,25 @@ def test_details_and_tradeoff(tmp_path):
     assert abs(mpimg.imread(trade[0]).shape[1] - 1200) <= 50
 
 
+def test_titles_say_where_an_attack_of_the_worst_case_ran(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    shown = {}
+    monkeypatch.setattr(plots, "_save", lambda fig, out_dir, stem, pdf=True: shown.setdefault(stem, fig) and [])
+    table = _table(["baseline"], threats=("linf",))
+    rerun = table[(table["attack"] == "pgd") & table["eps"].isin([0.0, 0.03])].assign(attack="pgd_convergence")
+    table = pd.concat([table, rerun], ignore_index=True)
+    plots.accuracy_vs_eps(table, tmp_path)
+    curve = shown.popitem()[1].axes[0].get_title(loc="left")
+    assert "worst case over\nfgsm, pgd, pgd_convergence (eps 0.03 only)\n" in curve
+    # at an eps where the rerun did not run, the trade-off names only what did
+    plots.tradeoff(table, tmp_path, {("toy", "linf"): 0.1})
+    assert "worst case over fgsm, pgd\n" in shown.popitem()[1].axes[0].get_title(loc="left")
+    plots.tradeoff(table, tmp_path, {("toy", "linf"): 0.03})
+    assert "worst case over fgsm, pgd, pgd_convergence\n" in shown.popitem()[1].axes[0].get_title(loc="left")
+    plt.close("all")
+
+
 def test_pareto_front():
     points = [(90, 10), (80, 50), (85, 40), (70, 45), (90, 5), (60, 50)]
     assert plots.pareto_front(points) == [1, 2, 0]  # by clean accuracy; (70, 45), (90, 5), (60, 50) are dominated
