@@ -9,8 +9,9 @@ parameters each defense and attack accepts is known only to their factories: the
 binds them against the factory signatures, also before any work, see
 ``bench.pipeline.factories.check_protocol``.)
 
-``--set key=value`` overrides are validated against the file: the key must exist and the
-value must have a compatible type. The resolved config dict is kept as read (defaults are
+``--set key=value`` overrides are validated before the typed view is built: the key must be one
+the protocol accepts (in the file, or a key the file leaves out, such as ``training.grad_clip``)
+and the value must have the type of the value it replaces. The resolved config dict is kept as read (defaults are
 filled into the typed view, never into the dict) and hashed (SHA-256 of its canonical JSON);
 the hash is written into every record, so two results are comparable exactly when their
 hashes match. See docs/methods.md#1-data-and-protocols for the shipped protocols.
@@ -33,6 +34,11 @@ import yaml
 from bench.errors import ConfigError, UnknownNameError
 
 REQUIRED_SECTIONS = ("name", "version", "description", "dataset", "model", "training", "evaluation", "threat_models", "attacks", "seeds")
+OPTIONAL_SECTIONS = ("defenses", "leaderboard")
+TRAINING_KEYS = ("epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "schedule", "augment", "grad_clip")
+EVALUATION_KEYS = ("n_examples", "batch_size", "curve")
+LEADERBOARD_KEYS = ("attacks", "convergence")
+CONVERGENCE_KEYS = ("attack", "steps_factor", "restarts", "n_examples", "tolerance", "eps")
 # Sections whose contents the training of a model depends on; the rest only affect evaluation.
 TRAINING_SECTIONS = ("dataset", "model", "training")
 
@@ -326,7 +332,7 @@ def model_spec(source: str, data: Any) -> ModelSpec:
 
 def _training(source: str, data: Any) -> TrainingSpec:
     s = _Section(source, "training", data)
-    known = {"epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "schedule", "augment", "grad_clip"}
+    known = set(TRAINING_KEYS)
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"protocol {source}: unknown key(s) training.{', training.'.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -344,7 +350,7 @@ def _training(source: str, data: Any) -> TrainingSpec:
 
 def _evaluation(source: str, data: Any) -> EvaluationSpec:
     s = _Section(source, "evaluation", data)
-    known = {"n_examples", "batch_size", "curve"}
+    known = set(EVALUATION_KEYS)
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"protocol {source}: unknown key(s) evaluation.{', evaluation.'.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -419,7 +425,7 @@ def _leaderboard(source: str, data: Any) -> LeaderboardSpec | None:
     if data is None:
         return None
     where = f"protocol {source}: leaderboard"
-    if not isinstance(data, Mapping) or set(data) - {"attacks", "convergence"}:
+    if not isinstance(data, Mapping) or set(data) - set(LEADERBOARD_KEYS):
         raise ConfigError(f"{where} must be a mapping with the keys attacks (a list of attack names) and, optionally, "
                           f"convergence; got {data!r}")
     attacks = data.get("attacks")
@@ -428,7 +434,7 @@ def _leaderboard(source: str, data: Any) -> LeaderboardSpec | None:
     conv = data.get("convergence")
     if conv is None:
         return LeaderboardSpec(tuple(attacks))
-    if not isinstance(conv, Mapping) or "attack" not in conv or set(conv) - {"attack", "steps_factor", "restarts", "n_examples", "tolerance", "eps"}:
+    if not isinstance(conv, Mapping) or "attack" not in conv or set(conv) - set(CONVERGENCE_KEYS):
         raise ConfigError(f"{where}.convergence must be a mapping with attack (one of leaderboard.attacks) and optionally "
                           f"steps_factor, restarts, n_examples, tolerance, eps; got {conv!r}")
     if conv["attack"] not in attacks:
@@ -453,7 +459,27 @@ def _leaderboard(source: str, data: Any) -> LeaderboardSpec | None:
 
 
 def _type_name(value: Any) -> str:
-    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "list", dict: "mapping", type(None): "null"}.get(type(value), type(value).__name__)
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a mapping",
+            type(None): "null"}.get(type(value), type(value).__name__)
+
+
+# The keys each fixed-shape section accepts, by path; the free-form sections (dataset and model
+# options, attack and defense parameters, threat models) accept any key, which their factories or
+# the parser check before any work.
+_SECTION_KEYS: dict[tuple[str, ...], tuple[str, ...]] = {
+    (): REQUIRED_SECTIONS + OPTIONAL_SECTIONS, ("training",): TRAINING_KEYS, ("evaluation",): EVALUATION_KEYS,
+    ("leaderboard",): LEADERBOARD_KEYS, ("leaderboard", "convergence"): CONVERGENCE_KEYS,
+}
+_FREE_SECTIONS = ("dataset", "model", "attacks", "defenses", "threat_models")
+
+
+def _accepted_keys(prefix: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The keys the mapping at ``prefix`` accepts; None where any key is accepted."""
+    if prefix in _SECTION_KEYS:
+        return _SECTION_KEYS[prefix]
+    if len(prefix) == 2 and prefix[0] == "threat_models":
+        return ("eps",)
+    return None if prefix and prefix[0] in _FREE_SECTIONS else ()
 
 
 def _compatible(old: Any, new: Any) -> bool:
@@ -477,23 +503,24 @@ def apply_override(config: dict[str, Any], override: str) -> None:
     except yaml.YAMLError:
         value = raw
     node = config
-    for depth, part in enumerate(parts[:-1]):
-        child = node.get(part) if isinstance(node, dict) else None
-        if child is None and parts[0] == "defenses" and isinstance(node, dict):
-            child = node.setdefault(part, {})  # defense parameters may be set for any defense
-        if not isinstance(child, dict):
+    for depth, part in enumerate(parts):
+        prefix = tuple(parts[:depth])
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {override!r}: {'.'.join(prefix)} is {_type_name(node)}, not a mapping")
+        accepted = _accepted_keys(prefix)
+        if part not in node and accepted is not None and part not in accepted:
             here = ".".join(parts[: depth + 1])
-            valid = ", ".join(sorted(node)) if isinstance(node, dict) else "(not a mapping)"
+            valid = ", ".join(sorted(set(accepted) | set(node))) or "(none)"
             raise ConfigError(f"unknown protocol key {here!r} in override {override!r}; keys at this level: {valid}")
-        node = child
+        if depth < len(parts) - 1:
+            if node.get(part) is None:
+                node[part] = {}  # a section the file leaves out (or leaves empty) but the protocol accepts
+            node = node[part]
     leaf = parts[-1]
-    if leaf not in node and parts[0] != "defenses":
-        valid = ", ".join(sorted(node))
-        raise ConfigError(f"unknown protocol key {key!r} in override {override!r}; keys at this level: {valid}")
     if leaf in node and not _compatible(node[leaf], value):
         raise ConfigError(
-            f"override {override!r}: {key} is a {_type_name(node[leaf])} (currently {node[leaf]!r}), "
-            f"got a {_type_name(value)}"
+            f"override {override!r}: {key} is {_type_name(node[leaf])} (currently {node[leaf]!r}), "
+            f"got {_type_name(value)}"
         )
     if isinstance(value, int) and not isinstance(value, bool) and isinstance(node.get(leaf), float):
         value = float(value)

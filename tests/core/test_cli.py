@@ -145,7 +145,7 @@ def test_compare_pairs_two_defenses_on_the_same_images(capsys):
         (["run", "--defense", "nope"], "unknown defense 'nope'; valid defenses: adv_train, baseline"),
         (["run", "--attack", "nope"], "unknown attack 'nope'; valid attacks: apgd_ce, apgd_ce_l2, apgd_t"),
         (["run", "--protocol", "nope"], "unknown protocol 'nope'"),
-        (["run", "--set", "training.epochs=x"], "training.epochs is a integer"),
+        (["run", "--set", "training.epochs=x"], "training.epochs is an integer"),
         (["run", "--set", "training.optimiser=sgd"], "unknown protocol key 'training.optimiser'"),
         (["run", "--plugin", "no_such_module_xyz"], "cannot import plugin module 'no_such_module_xyz'"),
         (["run", "--device", "cuda:0"], "no CUDA GPU is available"),

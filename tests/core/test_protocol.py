@@ -27,8 +27,8 @@ def test_override_changes_value_and_hash():
     [
         ("training.epoch=3", "unknown protocol key 'training.epoch'"),
         ("trainig.epochs=3", "keys at this level"),
-        ("training.epochs=three", "is a integer"),
-        ("training.epochs=2.5", "is a integer"),
+        ("training.epochs=three", "is an integer"),
+        ("training.epochs=2.5", "is an integer"),
         ("training.epochs", "must look like key=value"),
         ("threat_models.linf.eps=[0.3, 0.1]", "sorted ascending"),
         ("seeds=[]", "non-empty list"),
@@ -38,6 +38,33 @@ def test_invalid_overrides_are_refused_with_a_reason(override, fragment):
     with pytest.raises(ConfigError) as info:
         load_protocol("quick", [override])
     assert fragment in str(info.value)
+
+
+def test_overrides_may_set_keys_the_file_leaves_out_but_the_protocol_accepts(tmp_path):
+    import yaml
+
+    base = load_protocol("quick")
+    assert "grad_clip" not in base.config["training"]
+    p = load_protocol("quick", ["training.grad_clip=5", "attacks.fgsm.random_start=false"])
+    assert p.training.grad_clip == 5.0 and p.hash != base.hash
+    assert "eps" not in load_protocol("fashion").config["leaderboard"]["convergence"]
+    assert load_protocol("fashion", ["leaderboard.convergence.eps=[0.05]"]).leaderboard.convergence.eps == (0.05,)
+    # a whole optional section the file lacks: its own rules apply
+    config = yaml.safe_load((resources.files("bench") / "protocols" / "quick.yaml").read_text())
+    del config["leaderboard"]
+    (tmp_path / "bare.yaml").write_text(yaml.safe_dump(config))
+    bare = str(tmp_path / "bare.yaml")
+    assert load_protocol(bare).leaderboard is None
+    assert load_protocol(bare, ["leaderboard.attacks=[fgsm, pgd]"]).leaderboard.attacks == ("fgsm", "pgd")
+    with pytest.raises(ConfigError, match="convergence must be a mapping with attack"):
+        load_protocol(bare, ["leaderboard.attacks=[pgd]", "leaderboard.convergence.eps=[0.1]"])
+    # a typo is still refused, naming every key accepted at that level, those the file leaves out too
+    with pytest.raises(ConfigError, match=r"unknown protocol key 'training.grad_clipping'.*grad_clip"):
+        load_protocol("quick", ["training.grad_clipping=5"])
+    with pytest.raises(ConfigError, match=r"unknown protocol key 'leaderboard.convergence.tolerence'.*tolerance"):
+        load_protocol("quick", ["leaderboard.convergence.tolerence=0.1"])
+    with pytest.raises(ConfigError, match=r"unknown protocol key 'defaults'.*leaderboard"):
+        load_protocol("quick", ["defaults.x=1"])
 
 
 def test_defense_parameters_can_be_set_for_any_defense():
