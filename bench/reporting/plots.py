@@ -141,6 +141,14 @@ def _attacks(part: pd.DataFrame, eps: float | None = None) -> list[str]:
     return names
 
 
+def _interval_note(rows: pd.DataFrame, mark: str) -> str:
+    """What the bands or bars are: a bootstrap over seeds and images, Wilson where one seed."""
+    if int(rows["seeds"].max()) > 1:
+        return (f"{mark} = 95 % interval (bootstrap over seeds and images"
+                + ("; Wilson for one seed)" if int(rows["seeds"].min()) == 1 else ")"))
+    return f"{mark} = 95 % Wilson interval over the {int(rows['n_examples'].max())} images"
+
+
 def accuracy_vs_eps(table: pd.DataFrame, out_dir: Path) -> list[Path]:
     """One figure per (protocol, threat model): each defense's worst case over its attacks against eps."""
     written = []
@@ -162,13 +170,11 @@ def accuracy_vs_eps(table: pd.DataFrame, out_dir: Path) -> list[Path]:
                        defense + (" (flagged)" if flagged else ""), flagged)
             _axes(ax, threat, worst["eps"].unique())
             attacks = _attacks(part)
-            seeds = int(worst["seeds"].max())
             # wrapped: a partial sweep names every defense with fewer seeds, which would run off the figure
             # (a no-break space keeps each name with its count)
             ax.set_title(f"{protocol} ({phash}), {_threat(threat)}: worst case over\n{textwrap.fill(', '.join(attacks), TITLE_CHARS)}\n"
                          + textwrap.fill(f"{int(worst['n_examples'].max())} test images, {seeds_text(worst)}".replace(": ", ":\u00a0"), TITLE_CHARS) + "\n"
-                         + ("band = 95 % interval (bootstrap over seeds and images" + ("; Wilson for one seed)" if int(worst["seeds"].min()) == 1 else ")")
-                            if seeds > 1 else "band = 95 % Wilson interval over the images")
+                         + _interval_note(worst, "band")
                          + (f"; {len(dropped)} more defenses in summary.md" if dropped else ""), loc="left")
             ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), title="defense (best first)", frameon=False)
             written += _save(fig, out_dir, "accuracy_vs_eps_" + _stem(protocol, phash, threat))
@@ -313,11 +319,10 @@ def tradeoff(table: pd.DataFrame, out_dir: Path, eps_by_threat: dict[tuple[str, 
                 ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, title="defense (best first)")
             else:
                 ax.legend(loc="lower left", frameon=False)
-            seeds = int(at["seeds"].max())
             ax.set_title(f"{protocol} ({phash}): clean vs robust accuracy, {_threat(threat)} eps = {eps:g}\n"
                          f"worst case over {', '.join(_attacks(table[(table['protocol_hash'] == phash) & (table['threat_model'] == threat)], eps))}\n"
                          f"* = on the Pareto front of the unflagged; open marker = flagged\n"
-                         + ("bars = 95 % intervals (bootstrap over seeds and images)" if seeds > 1 else f"bars = 95 % Wilson intervals over {int(at['n_examples'].max())} images"),
+                         + _interval_note(at, "bars"),
                          loc="left")
             written += _save(fig, out_dir, "tradeoff_" + _stem(protocol, phash))
     return written

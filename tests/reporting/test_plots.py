@@ -105,6 +105,13 @@ def test_titles_say_where_an_attack_of_the_worst_case_ran(tmp_path, monkeypatch)
     assert "worst case over fgsm, pgd\n" in shown.popitem()[1].axes[0].get_title(loc="left")
     plots.tradeoff(table, tmp_path, {("toy", "linf"): 0.03})
     assert "worst case over fgsm, pgd, pgd_convergence\n" in shown.popitem()[1].axes[0].get_title(loc="left")
+    # the bars' caption: Wilson for one seed, and said so where seeds are mixed
+    table.loc[table["defense"] == "baseline", "seeds"] = 1
+    mixed = pd.concat([table, table.assign(defense="adv_train", seeds=3)], ignore_index=True)
+    plots.tradeoff(mixed, tmp_path, {("toy", "linf"): 0.03})
+    assert "bars = 95 % interval (bootstrap over seeds and images; Wilson for one seed)" in shown.popitem()[1].axes[0].get_title(loc="left")
+    plots.tradeoff(table, tmp_path, {("toy", "linf"): 0.03})
+    assert "bars = 95 % Wilson interval over the 100 images" in shown.popitem()[1].axes[0].get_title(loc="left")
     plt.close("all")
 
 
