@@ -149,6 +149,15 @@ def _interval_note(rows: pd.DataFrame, mark: str) -> str:
     return f"{mark} = 95 % Wilson interval over the {int(rows['n_examples'].max())} images"
 
 
+def _sample_text(part: pd.DataFrame) -> str:
+    """"500 test images", or "1000 test images (200 for square)" where an attack ran on a subset."""
+    sizes = part[part["eps"] > 0].groupby("attack")["n_examples"].max().astype(int)
+    most = int(part["n_examples"].max())
+    fewer = sizes[sizes < most]
+    subsets = [f"{n} for " + ", ".join(sorted(fewer[fewer == n].index)) for n in sorted(fewer.unique(), reverse=True)]
+    return f"{most} test images" + (" (" + "; ".join(subsets) + ")" if subsets else "")
+
+
 def accuracy_vs_eps(table: pd.DataFrame, out_dir: Path) -> list[Path]:
     """One figure per (protocol, threat model): each defense's worst case over its attacks against eps."""
     written = []
@@ -187,20 +196,23 @@ def details(table: pd.DataFrame, out_dir: Path) -> list[Path]:
     with plt.rc_context({**STYLE, "figure.titlesize": 12}):
         for (protocol, phash, threat, defense), part in table.groupby(
                 ["protocol", "protocol_hash", "threat_model", "defense"], sort=True):
-            attacks = _attacks(part)
+            runs = part[part["attack"] != WORST]
+            # labelled as in the worst case's caption: an attack run at part of the grid says where
+            labels = dict(zip(sorted(runs["attack"].unique()), _attacks(part)))
             fig, ax = plt.subplots(figsize=(WIDTH_IN, 4.4), layout="constrained")
             colors = plt.get_cmap("tab10").colors
-            for i, attack in enumerate(attacks):
-                line = part[part["attack"] == attack]
+            for i, (attack, line) in enumerate(sorted(runs.groupby("attack"))):
                 flagged = _flagged(line)
                 _curve(ax, line, colors[(i + 1) % 10], MARKERS[(i + 1) % len(MARKERS)],
-                       attack + (" (flagged)" if flagged else ""), flagged, lw=1.5)
+                       labels[attack] + (" (flagged)" if flagged else ""), flagged, lw=1.5)
             worst = part[part["attack"] == WORST]
             if not worst.empty:
                 flagged = _flagged(worst)
                 _curve(ax, worst, "#000000", "o", "worst case" + (" (flagged)" if flagged else ""), flagged, lw=3.0)
             _axes(ax, threat, part["eps"].unique())
-            ax.set_title(f"{defense}: {protocol} ({phash}), {_threat(threat)}, per attack and worst case", loc="left")
+            ax.set_title(f"{defense}: {protocol} ({phash}), {_threat(threat)}, per attack and worst case\n"
+                         + textwrap.fill(seeds_text(part) + ", " + _sample_text(part), TITLE_CHARS) + "\n"
+                         + _interval_note(part, "band"), loc="left")
             ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), title="attack", frameon=False)
             written += _save(fig, out_dir / "detail", _stem(protocol, phash, threat, defense), pdf=False)
     return written

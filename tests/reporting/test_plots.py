@@ -115,6 +115,28 @@ def test_titles_say_where_an_attack_of_the_worst_case_ran(tmp_path, monkeypatch)
     plt.close("all")
 
 
+def test_detail_titles_state_images_seeds_and_bands(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    shown = {}
+    monkeypatch.setattr(plots, "_save", lambda fig, out_dir, stem, pdf=True: shown.setdefault(stem, fig) and [])
+    plots.details(_table(["baseline"], threats=("linf",), seeds=3), tmp_path)
+    title = shown.popitem()[1].axes[0].get_title(loc="left")
+    assert "\n3 seeds, 100 test images\nband = 95 % interval (bootstrap over seeds and images)" in title
+    table = _table(["baseline"], threats=("linf",))
+    rerun = table[(table["attack"] == "pgd") & table["eps"].isin([0.0, 0.03])].assign(attack="pgd_convergence", n_examples=20)
+    plots.details(pd.concat([table, rerun], ignore_index=True), tmp_path)
+    ax = shown.popitem()[1].axes[0]
+    title = ax.get_title(loc="left")
+    assert "\n1 seed, 100 test images (20 for pgd_convergence)\n" in title
+    assert "pgd_convergence)\nband = 95 % Wilson interval over the 100 images" in title
+    # an attack run at part of the grid is drawn there, and its label says where
+    lines = {line.get_label(): list(line.get_xdata()) for line in ax.get_lines()}
+    assert lines["pgd_convergence (eps 0.03 only)"] == [0.0, 0.03]
+    assert set(lines) == {"fgsm", "pgd", "pgd_convergence (eps 0.03 only)", "worst case"}
+    plt.close("all")
+
+
 def test_pareto_front():
     points = [(90, 10), (80, 50), (85, 40), (70, 45), (90, 5), (60, 50)]
     assert plots.pareto_front(points) == [1, 2, 0]  # by clean accuracy; (70, 45), (90, 5), (60, 50) are dominated
