@@ -134,11 +134,13 @@ def _attacks(part: pd.DataFrame, eps: float | None = None) -> list[str]:
     if eps is not None:
         return sorted(set(runs.loc[np.isclose(runs["eps"], eps), "attack"]))
     grid = sorted(e for e in part["eps"].unique() if e > 0)
-    names = []
-    for attack, rows in sorted(runs.groupby("attack")):
-        where = partial_eps(rows, grid)
-        names.append(f"{attack} ({where})" if where else attack)
-    return names
+    return [_attack_label(attack, rows, grid) for attack, rows in sorted(runs.groupby("attack"))]
+
+
+def _attack_label(attack: str, rows: pd.DataFrame, grid: list[float]) -> str:
+    """``pgd_convergence (eps 0.1, 0.15 only)`` for an attack that ran at part of ``grid``, else its name."""
+    where = partial_eps(rows, grid)
+    return f"{attack} ({where})" if where else attack
 
 
 def _interval_note(rows: pd.DataFrame, mark: str) -> str:
@@ -197,14 +199,13 @@ def details(table: pd.DataFrame, out_dir: Path) -> list[Path]:
         for (protocol, phash, threat, defense), part in table.groupby(
                 ["protocol", "protocol_hash", "threat_model", "defense"], sort=True):
             runs = part[part["attack"] != WORST]
-            # labelled as in the worst case's caption: an attack run at part of the grid says where
-            labels = dict(zip(sorted(runs["attack"].unique()), _attacks(part)))
+            grid = sorted(e for e in part["eps"].unique() if e > 0)
             fig, ax = plt.subplots(figsize=(WIDTH_IN, 4.4), layout="constrained")
             colors = plt.get_cmap("tab10").colors
             for i, (attack, line) in enumerate(sorted(runs.groupby("attack"))):
                 flagged = _flagged(line)
                 _curve(ax, line, colors[(i + 1) % 10], MARKERS[(i + 1) % len(MARKERS)],
-                       labels[attack] + (" (flagged)" if flagged else ""), flagged, lw=1.5)
+                       _attack_label(attack, line, grid) + (" (flagged)" if flagged else ""), flagged, lw=1.5)
             worst = part[part["attack"] == WORST]
             if not worst.empty:
                 flagged = _flagged(worst)
