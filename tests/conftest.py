@@ -100,3 +100,18 @@ def trained_cnn(digits, tmp_path_factory):
 @pytest.fixture(scope="session")
 def eval_batch(digits):
     return digits.test_x[:120].float() / 255, digits.test_y[:120]
+
+
+@pytest.fixture(scope="session")
+def benchmark_script():
+    """Import a script of ``benchmarks/`` by file name (the folder is not a package), to test its helpers."""
+    import importlib.util
+
+    def load(name: str):
+        path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -1,19 +1,11 @@
 """The AutoAttack gap benchmark's bookkeeping: which component explains each image the tested attack missed."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "autoattack_gap.py"
 
 
 @pytest.fixture(scope="module")
-def gap():
-    spec = importlib.util.spec_from_file_location("autoattack_gap", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def gap(benchmark_script):
+    return benchmark_script("autoattack_gap")
 
 
 def test_worst_case_bits_carry_a_break_at_a_smaller_eps_to_the_larger(gap):

@@ -1,21 +1,13 @@
 """The randomised re-scoring benchmark's bookkeeping: one row per draw, and what the draws disagree on."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 from torch import nn
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "randomized_rescoring.py"
-
 
 @pytest.fixture(scope="module")
-def rescoring():
-    spec = importlib.util.spec_from_file_location("randomized_rescoring", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def rescoring(benchmark_script):
+    return benchmark_script("randomized_rescoring")
 
 
 class CoinFlip(nn.Module):
