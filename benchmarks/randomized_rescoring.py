@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from bench.data.base import to_float
+from bench.evaluation.curves import logits_of
 from bench.evaluation.evaluate import attacked_model
 from bench.pipeline import Settings, is_randomized, load_data, make_attack, make_defense, obtain_model
 from bench.protocol import load_protocol
@@ -32,8 +33,7 @@ from bench.protocol import load_protocol
 def correct_per_draw(pipeline: torch.nn.Module, points: torch.Tensor, labels: torch.Tensor, draws: int, batch: int) -> torch.Tensor:
     """bool [draws, len(points)]: row d says which points the pipeline's d-th forward pass (one draw) gets right."""
     with torch.no_grad():
-        return torch.stack([torch.cat([pipeline(points[i : i + batch]).argmax(1) for i in range(0, len(points), batch)]) == labels
-                            for _ in range(draws)])
+        return torch.stack([logits_of(pipeline, points, batch).argmax(1) == labels for _ in range(draws)])
 
 
 def rescoring_summary(per_draw: torch.Tensor) -> dict[str, float | int]:
