@@ -139,6 +139,7 @@ class Row:
     detail_id: str = ""
     rank: int | None = None
     tied: bool = False  # its interval overlaps the leader's
+    randomized: bool = False  # the pipeline draws noise: its numbers are single-draw scores
 
     @property
     def clean_mean(self) -> float:
@@ -307,7 +308,8 @@ def _leaderboard_rows(models: list[ModelResults], eps: float, threat: str) -> li
         else:
             ci = wilson_interval(k_total, n_total, CONFIDENCE)
         rows.append(Row(label, _slug(label), seeds, n, clean, robust, sorted(attacks), found, ci,
-                        bits=per_seed_bits, clean_bits=per_seed_clean))
+                        bits=per_seed_bits, clean_bits=per_seed_clean,
+                        randomized=any(m.attack_records[0].defense.randomized for m in group)))
     return rows
 
 

@@ -46,7 +46,7 @@ def records_frame(source: Path | Results) -> pd.DataFrame:
                 "eps": float(eps), "seed": rec.seed, "n_examples": metrics.n_examples,
                 "clean_accuracy": metrics.clean_accuracy, "robust_accuracy": acc,
                 "top5": None if rank is None else rank.top5, "mrr": None if rank is None else rank.mrr,
-                "flags": ";".join(rec.flags), "record": str(path), "created": rec.created,
+                "flags": ";".join(rec.flags), "randomized": rec.defense.randomized, "record": str(path), "created": rec.created,
                 "robust_bits": metrics.per_example.robust.get(eps, ""), "clean_bits": metrics.per_example.clean,
             })
     for model in results.models:
@@ -67,7 +67,7 @@ def records_frame(source: Path | Results) -> pd.DataFrame:
                     "protocol": first.protocol.name, "protocol_hash": first.protocol.short_hash, "defense": first.defense.label,
                     "attack": WORST, "threat_model": threat, "eps": float(eps), "seed": first.seed, "n_examples": w.n_examples,
                     "clean_accuracy": clean, "robust_accuracy": w.accuracy, "top5": None, "mrr": None,
-                    "flags": model_flags, "record": "over: " + ", ".join(w.attacks),
+                    "flags": model_flags, "randomized": first.defense.randomized, "record": "over: " + ", ".join(w.attacks),
                     "created": max((r.created for r in covering), default=summary.created),
                     "robust_bits": model.worst_bits(threat, float(eps)) or "", "clean_bits": clean_bits,
                 })
@@ -317,8 +317,9 @@ def headline(table: pd.DataFrame, frame: pd.DataFrame, threat: str = "linf", res
             lines.append("| | (no defense passed every check) |" + " |" * (len(head) - 2))
         if flagged:
             head = ["defense", "clean %"] + [f"eps {e:g}" for e in grid] + vs_head + ["flagged: why", "run next"]
+            noisy = sorted(set(runs.loc[runs["randomized"].astype(bool), "defense"]) & flagged) if "randomized" in runs else []
             lines += ["", "Not ranked: a sanity check suspects that the attacks failed on these defenses, so their numbers "
-                      "are upper bounds at best, whatever their value.", "",
+                      "are upper bounds at best, whatever their value." + (randomized_caveat(noisy) if noisy else ""), "",
                       "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
             for defense in [d for d in order if d in flagged]:
                 rows = by_defense[defense]
@@ -329,6 +330,14 @@ def headline(table: pd.DataFrame, frame: pd.DataFrame, threat: str = "linf", res
                 lines.append("| " + " | ".join([defense] + cells(rows) + [why.replace("|", "/"), advice]) + " |")
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)
+
+
+def randomized_caveat(defenses: list[str]) -> str:
+    """Why a randomised defense's flag may say as much about the scoring as about the attack."""
+    return (f" {', '.join(defenses)} draw{'s' if len(defenses) == 1 else ''} noise at every pass: an example counts as robust "
+            "only if every draw that scored it was right, so these numbers are also lower bounds of the expected accuracy "
+            "under these attacks, and a flag can come from the luck of the single draw that scores each adversarial point "
+            "(docs/methods.md, section 4.5).")
 
 
 def reference_eps(table) -> dict[tuple[str, str], float]:

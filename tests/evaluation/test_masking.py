@@ -81,4 +81,5 @@ def test_flagged_defenses_are_listed_apart_with_reason_and_next_attack(masked):
         (row,) = [line for line in apart.splitlines() if line.startswith(f"| {defense}(baseline) |")]
         assert "**" in row and ("square" in row or "transfer_pgd" in row)  # why, and what to run next
     assert "worst case over" in text and "square (n = 32)" in text and "transfer_pgd (n = 64)" in text
+    assert "draws noise" not in text  # the randomised-defense caveat only where a flagged defense is randomised
     assert "pgd_convergence (n = 32, eps 0.1 only)" in text  # the rerun ran at part of the grid
