@@ -42,7 +42,7 @@ from bench.evaluation.intervals import PairedComparison, compare_outcome_strings
 from bench.records.results import ModelResults, Results, load_results, outdated_protocols
 from bench.records.schema import Check
 from bench.reporting.plots import _stem
-from bench.reporting.tables import WORST, records_frame, reference_eps, summary_table
+from bench.reporting.tables import WORST, randomized_caveat, records_frame, reference_eps, summary_table
 
 INDEX_NAME = "index.html"
 TEMPLATE = "report.html.j2"
@@ -501,6 +501,7 @@ def _environment() -> Environment:
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["threat"] = _threat
     env.filters["next_attack"] = next_attack
+    env.filters["randomized_caveat"] = randomized_caveat
     env.filters["pct"] = _pct
     env.filters["g"] = lambda v: "" if v is None else f"{v:g}"
     return env
