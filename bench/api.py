@@ -1,20 +1,24 @@
-"""Evaluating any trained network: ``bench.evaluate(model, images, labels, ...)``.
+"""Evaluating any trained network: ``bench.evaluate(model)`` and, on the command line, ``bench eval``.
 
-A model that maps images in [0, 1] to logits is attacked exactly as a registered defense is:
-the protocol's attacks with their parameters, the adaptive view when the model declares one,
-every sanity check, the per-example worst case over the attacks, and typed records that
-``bench report`` shows beside the defenses (named by the user). ``bench eval`` is this
-function on the command line. See docs/methods.md#7-evaluation-rules.
+A model that maps images in [0, 1] to logits goes through the same engine as a registered
+defense (``bench.engine.evaluate_model``): the protocol's leaderboard suite with its
+parameters, the adaptive view when the model declares one, every sanity check, the
+per-example worst case over the attacks, and typed records. On the protocol's own images and
+eps grid (the default) the records land under the protocol's hash, so ``bench report`` ranks
+the model in the same leaderboard as the protocol's defenses and shipped references.
+See docs/methods.md#7-evaluation-rules.
 
 What it refuses, before any attack runs: images outside [0, 1] (normalisation belongs inside
 the model), images the model does not accept, labels beyond the model's classes, non-finite
-values. A model in train mode is switched to eval mode, and the records say that it was.
+values, budgets outside the threat model's range, names that are not folder-safe or that are
+a registered defense's or a shipped reference's, and (with ``results``) records of other
+weights under the same name unless ``force``. A model in train mode is switched to eval mode,
+and the records say that it was.
 """
 
 from __future__ import annotations
 
-import hashlib
-import time
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -25,18 +29,18 @@ from torch import nn
 
 from bench.attacks.base import Access
 from bench.attacks.precision import resolve_precision
-from bench.data.base import EvaluationData
+from bench.attacks.threat import eps_limit
+from bench.data.base import EvaluationData, ImageDataset, images_digest, to_float
 from bench.defenses.base import Defense
-from bench.errors import ConfigError, first_line
-from bench.evaluation import evaluate_attack
+from bench.engine import EngineOptions, EvaluationSet, Target, evaluate_model, refuse_other_weights
+from bench.errors import BenchError, ConfigError, first_line
 from bench.evaluation.intervals import accuracy_interval
-from bench.evaluation.model_checks import model_checks
-from bench.pipeline import attack_eps_grid, check_protocol, make_attack
-from bench.protocol import Protocol, load_protocol, middle_eps, parse
+from bench.models.digest import weights_digest
+from bench.pipeline import check_protocol, make_attack
+from bench.protocol import Protocol, check_seed, load_protocol, parse
 from bench.records import AttackRecord, ModelSummary, record_path, write_record
-from bench.records.build import attack_record_of
-from bench.records.store import SUMMARY_NAME
-from bench.records.summary import summarize
+from bench.records.build import update_model_summary
+from bench.records.store import REFERENCE_FOLDER, SUMMARY_NAME, folder_name, safe_name
 
 __all__ = ["EvaluationResult", "evaluate"]
 
@@ -59,6 +63,7 @@ class EvaluationResult:
     clean_accuracy: float = 0.0
     robust_accuracy: dict[float, float] = field(default_factory=dict)
     per_attack: dict[str, dict[float, float]] = field(default_factory=dict)
+    paths: tuple[Path, ...] = ()  # where the records were written (``results=``), empty in memory
 
     @property
     def checks(self) -> list[dict[str, Any]]:
@@ -74,17 +79,18 @@ class EvaluationResult:
         """Wilson interval over the examples for ``robust_accuracy[eps]`` (eps = 0: the clean accuracy)."""
         return accuracy_interval(self.robust_accuracy[float(eps)], self.n_examples, confidence)
 
-    def to_record(self, results_dir: str | Path = "results") -> list[Path]:
+    def to_record(self, results_dir: str | Path = "results", force: bool = False) -> list[Path]:
         """Write every attack record and the summary where ``bench report`` finds them:
-        ``<results_dir>/<protocol>-<hash12>/<name>/seed<seed>/``."""
-        paths = []
-        for rec in self.records:
-            path = record_path(Path(results_dir), self.protocol.name, self.protocol.hash, self.name, self.seed, rec.attack.name)
+        ``<results_dir>/<protocol>-<hash12>/<name>/seed<seed>/``. Refused when that folder holds
+        records of other weights (another model of the same name), unless ``force``."""
+        folder = record_path(Path(results_dir), self.protocol.name, self.protocol.hash, self.name, self.seed, "any").parent
+        paths = [folder / f"{rec.attack.name}.json" for rec in self.records]
+        if not force:
+            refuse_other_weights(folder, self.records[0].model.get("weights_sha256"), set(), f"model {self.name!r}")
+        for path, rec in zip(paths, self.records):
             write_record(path, rec)
-            paths.append(path)
-        summary = paths[0].parent / SUMMARY_NAME
-        write_record(summary, self.summary)
-        return paths + [summary]
+        update_model_summary(folder)
+        return paths + [folder / SUMMARY_NAME]
 
 
 def _as_images(images: Any) -> torch.Tensor:
@@ -143,53 +149,90 @@ def _num_classes(model: nn.Module, x: torch.Tensor, labels: torch.Tensor) -> int
     return classes
 
 
-def state_digest(model: nn.Module) -> str:
-    """SHA-256 over the model's parameters and buffers (names, shapes and bytes): which weights were evaluated."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        t = tensor.detach().cpu().contiguous()
-        digest.update(name.encode())
-        digest.update(str((t.dtype, tuple(t.shape))).encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return digest.hexdigest()
-
-
-def data_digest(x: torch.Tensor, y: torch.Tensor) -> str:
-    digest = hashlib.sha256()
-    digest.update(x.detach().cpu().contiguous().numpy().tobytes())
-    digest.update(y.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
-
-
-def resolve_protocol(protocol: str | Protocol, threat_model: str, eps: Sequence[float] | None, n: int,
-                     batch_size: int | None) -> Protocol:
-    """The protocol the evaluation runs under: its eps grid (``eps`` with 0 added; the convergence
-    rerun, if run, then covers every eps given), ``n`` examples; recorded and hashed."""
+def resolve_protocol(protocol: str | Protocol, threat_model: str, eps: Sequence[float] | None, n: int | None,
+                     batch_size: int | None, own_data: bool) -> Protocol:
+    """The protocol the evaluation runs under. Unchanged (same hash, so the model is ranked beside
+    the protocol's defenses) when the images are the protocol's own and neither ``eps``, ``n`` nor
+    ``batch_size`` is given; otherwise a derived protocol, recorded and hashed: its eps grid
+    (``eps`` with 0 added; the convergence rerun then covers every eps given), its ``n`` examples,
+    and, for images of the user's, a leaderboard suite without transfer attacks (their surrogate is
+    trained on the protocol's data)."""
     base = load_protocol(protocol) if isinstance(protocol, str) else protocol
     if threat_model not in base.threat_models:
         raise ConfigError(f"threat model {threat_model!r} has no eps grid in protocol {base.name}; "
                           f"it has: {', '.join(base.threat_models)}")
+    if own_data and eps is None and n is None and batch_size is None:
+        check_protocol(base)
+        return base
     config = base.raw_config()
     if eps is not None:
-        grid = sorted({0.0, *(float(e) for e in eps)})
-        if not all(np.isfinite(grid)) or grid[0] < 0:
-            raise ConfigError(f"eps must be finite and >= 0, got {list(eps)}")
-        config["threat_models"][threat_model]["eps"] = grid
+        config["threat_models"][threat_model]["eps"] = sorted({0.0, *(float(e) for e in eps)})
         conv = (config.get("leaderboard") or {}).get("convergence")
         if isinstance(conv, dict):  # the protocol's rerun eps belong to its own grid: rerun at each of the caller's
             conv.pop("eps", None)
-    config["evaluation"]["n_examples"] = n
+    if n is not None:
+        config["evaluation"]["n_examples"] = n
     if batch_size is not None:
         config["evaluation"]["batch_size"] = batch_size
+    board = config.get("leaderboard")
+    if not own_data and isinstance(board, dict) and isinstance(board.get("attacks"), list):
+        board["attacks"] = [a for a in board["attacks"] if not _is_transfer(base, a)]
     resolved = parse(config, base.source)
     check_protocol(resolved)
     return resolved
 
 
+def _is_transfer(protocol: Protocol, attack: str) -> bool:
+    try:
+        return make_attack(protocol, attack).access is Access.TRANSFER
+    except BenchError:
+        return False
+
+
+def check_eps(threat_model: str, eps: Sequence[float] | None, input_dims: int) -> None:
+    """Refuse budgets outside ``threat_model``'s valid range before any work (``bench.attacks.threat``)."""
+    if eps is None:
+        return
+    if len(eps) == 0:
+        raise ConfigError("eps must list at least one budget, e.g. eps=[0.1]")
+    limit, why = eps_limit(threat_model, input_dims)
+    bad = [e for e in eps if not isinstance(e, (int, float)) or isinstance(e, bool) or not math.isfinite(e) or e < 0 or e > limit]
+    if bad:
+        raise ConfigError(f"eps {', '.join(map(str, bad))} is outside the valid range of threat model {threat_model!r}: "
+                          f"accepted: finite numbers from 0 to {limit:g} ({why})")
+
+
+def check_model_name(name: Any, results: Path | None) -> str:
+    """A name for the user's model: safe as a folder and in every table, and no registered defense's or
+    shipped reference's (its rows would be mistaken for theirs)."""
+    from bench.catalog import DEFENSES
+
+    name = safe_name(name, "name")
+    if name in DEFENSES.names():
+        raise ConfigError(f"name {name!r} is a registered defense's; choose a name of your own for your model "
+                          f"(registered: {', '.join(DEFENSES.names())})")
+    roots = {Path("results") / REFERENCE_FOLDER}
+    if results is not None:
+        roots.add(Path(results) / REFERENCE_FOLDER)
+    for root in roots:
+        taken = sorted(p.parent.name for p in root.glob(f"*/{folder_name(name)}")) if root.is_dir() else []
+        if taken:
+            raise ConfigError(f"name {name!r} is a shipped reference's (in {root}/{taken[0]}); choose another name")
+    return name
+
+
+@dataclass
+class UserNetwork(Defense):
+    """A network trained elsewhere, as records name it: no defense of the harness, its own weights."""
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "origin": "user"}
+
+
 def evaluate(
     model: nn.Module,
-    images: Any,
-    labels: Any,
+    images: Any = None,
+    labels: Any = None,
     threat_model: str = "linf",
     eps: Sequence[float] | None = None,
     attacks: Sequence[str] | None = None,
@@ -197,39 +240,77 @@ def evaluate(
     name: str = "user_model",
     protocol: str | Protocol = "quick",
     seed: int = 0,
+    n: int | None = None,
     batch_size: int | None = None,
     device: str | torch.device | None = None,
     data_name: str = "user_data",
     data_source: str = "images passed to bench.evaluate",
     progress: bool = False,
     precision: str = "auto",
+    results: str | Path | None = None,
+    checkpoints: str | Path = "checkpoints",
+    force: bool = False,
+    compile: bool = False,
+    source: str | None = None,
 ) -> EvaluationResult:
-    """Attack ``model`` on ``images`` (uint8, or float in [0, 1]; [N, C, H, W]) with true ``labels``.
+    """Attack ``model`` (a module mapping images in [0, 1] to logits) as a registered defense is attacked.
 
+    ``images``/``labels``: uint8, or float in [0, 1], [N, C, H, W], with their true labels; by
+    default (None) the protocol's own evaluation images, its first ``n_examples`` test images,
+    so that the model lands under the protocol's hash, in the same leaderboard as its defenses.
     ``eps``: the budgets (default: the protocol's grid for ``threat_model``; 0 is always added,
-    for the eps = 0 check). ``attacks``: registered attack names of that threat model
-    (default: the protocol's suite for it, without transfer attacks, which need a surrogate
-    of the same architecture). Parameters of each attack come from ``protocol``. ``precision``:
-    of PGD's and FGSM's gradient passes (auto, fp32 or bf16; every success is confirmed in fp32).
+    for the eps = 0 check); ``n``: only the first n images. ``attacks``: registered attack
+    names of that threat model (default: the protocol's leaderboard suite, transfer attacks
+    included on the protocol's own data, where the protocol's baseline of another seed is the
+    surrogate, trained under ``checkpoints`` if needed). ``results``: a results folder to write
+    the records to as they finish (records already there for the same weights are reused; of
+    other weights, refused unless ``force``); None keeps them in memory (``to_record`` writes
+    them). ``precision``: of PGD's and FGSM's gradient passes (auto, fp32 or bf16; every success
+    is confirmed in fp32). ``source``: how the records say the model was handed over (``obtained_with``).
     """
+    from bench.pipeline import Settings, load_data, obtain_surrogate
+
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model must be a torch.nn.Module mapping images in [0, 1] to logits, got {type(model).__name__}")
-    if not name or "/" in name or name.startswith("."):
-        raise ConfigError(f"name must be a non-empty folder-safe name (no '/'), got {name!r}")
-    x = _as_images(images)
-    y = _as_labels(labels, len(x))
-    proto = resolve_protocol(protocol, threat_model, eps, len(x), batch_size)
-    if attacks is None:  # the protocol's suite for this threat model, without transfer attacks
-        chosen = [a for a in (make_attack(proto, name) for name in proto.attacks)
-                  if a.threat_model == threat_model and a.access is not Access.TRANSFER]
+    name = check_model_name(name, Path(results) if results is not None else None)
+    seed = check_seed(seed)
+    own_data = images is None
+    if own_data != (labels is None):
+        raise ConfigError("give both images and labels, or neither (the protocol's own evaluation images)")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ConfigError(f"n must be an integer >= 1, got {n!r}")
+    base = load_protocol(protocol) if isinstance(protocol, str) else protocol
+    split = None
+    if own_data:
+        split = load_data(base)
+        dataset = split.dataset
+        count = min(n or base.evaluation.n_examples, len(dataset.test_y))
+        if n is not None and n > len(dataset.test_y):
+            raise ConfigError(f"n = {n} exceeds the {len(dataset.test_y)} test images of {dataset.name}")
+        x, y = to_float(dataset.test_x[:count]), dataset.test_y[:count].long()
     else:
-        chosen = [make_attack(proto, name) for name in dict.fromkeys(attacks)]
+        x = _as_images(images)
+        y = _as_labels(labels, len(x))
+        if n is not None:
+            x, y = x[:n], y[:n]
+    check_eps(threat_model, eps, int(x[0].numel()))
+    proto = resolve_protocol(base, threat_model, eps, n if own_data else len(x), batch_size, own_data)
+    surrogate_possible = own_data
+    if attacks is None:
+        if threat_model == "linf" and proto.leaderboard is not None:
+            names = list(proto.suite())
+        else:
+            names = [a for a in proto.attacks if make_attack(proto, a).threat_model == threat_model]
+        chosen = [a for a in (make_attack(proto, a) for a in names) if surrogate_possible or a.access is not Access.TRANSFER]
+    else:
+        chosen = [make_attack(proto, a) for a in dict.fromkeys(attacks)]
     for attack in chosen:
         if attack.threat_model != threat_model:
             raise ConfigError(f"attack {attack.name!r} is a {attack.threat_model} attack; threat_model is {threat_model!r}")
-        if attack.access is Access.TRANSFER:
-            raise ConfigError(f"attack {attack.name!r} transfers from a surrogate trained like the target, which an outside "
-                              "model does not have; use white-box or query attacks")
+        if attack.access is Access.TRANSFER and not surrogate_possible:
+            raise ConfigError(f"attack {attack.name!r} transfers from a surrogate trained on the protocol's data, which "
+                              "images of your own do not match; evaluate on the protocol's own images (no images/--data) "
+                              "or use white-box and query attacks")
     if not chosen:
         raise ConfigError(f"no attack to run for threat model {threat_model!r}; pass attacks=[...]")
     dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -237,32 +318,30 @@ def evaluate(
     model = model.to(dev).eval()
     x, y = x.to(dev), y.to(dev)
     classes = _num_classes(model, x, y)
-    data = EvaluationData(data_name, data_source, len(x), tuple(x.shape[1:]), classes, data_digest(x, y))
-    defense = Defense(name)
-    info = {"name": name, "parameters": sum(p.numel() for p in model.parameters()), "weights_sha256": state_digest(model),
+    if own_data:
+        if classes != dataset.num_classes:
+            raise ConfigError(f"the model returns {classes} logits per image, but protocol {proto.name}'s data set "
+                              f"{dataset.name} has {dataset.num_classes} classes")
+        description: ImageDataset | EvaluationData = dataset
+    else:
+        description = EvaluationData(data_name, data_source, len(x), tuple(x.shape[1:]), classes, images_digest(x, y))
+    info = {"name": name, "parameters": sum(p.numel() for p in model.parameters()), "weights_sha256": weights_digest(model),
             "evaluated_in_eval_mode": True, "was_in_train_mode": was_training, "trained_now": False,
             "training": {"train_seconds": 0.0, "history": []}}
-    gradient_precision = resolve_precision(precision, dev)
-    bs = proto.evaluation.batch_size
-    path_eps = middle_eps(proto.eps_grid(threat_model)) if threat_model == "linf" else proto.headline_eps()
-    pipeline_checks = model_checks(model, x, y, classes, bs, seed, path_eps)
-    records = []
-    for attack in chosen:
-        t0 = time.perf_counter()
-        m = min(int(attack.params.get("n_examples") or len(x)), len(x))
-        outcome = evaluate_attack(model, attack, x[:m], y[:m], attack_eps_grid(proto, attack), bs, seed, progress,
-                                  proto.evaluation.curve, randomized=False, precision=gradient_precision)
-        records.append(attack_record_of(proto, defense, seed, attack, data, info, outcome, dev, pipeline_checks, None))
-        if progress:
-            print(f"{name} {attack.name}: clean {outcome.clean_accuracy():.3f} | "
-                  + ", ".join(f"{k}: {v:.3f}" for k, v in records[-1].metrics.robust_accuracy.items())
-                  + f" | {time.perf_counter() - t0:.1f}s")
-    summary = summarize(records)
+    if source:
+        info["obtained_with"] = source
+    target = Target(UserNetwork(name), model, info, randomized=False)
+    options = EngineOptions(dev, resolve_precision(precision, dev), compile, progress, force)
+    folder = None if results is None else record_path(Path(results), proto.name, proto.hash, name, seed, "any").parent
+    settings = Settings(Path(results or "results"), Path(checkpoints), dev, False, progress)
+    evaluation = evaluate_model(proto, target, EvaluationSet(x, y, description, classes), seed, chosen, options, folder=folder,
+                                surrogate=(lambda: obtain_surrogate(proto, split, seed, settings)) if split is not None else None)
+    records, summary = evaluation.records, evaluation.summary
     worst = {float(e): w.accuracy for e, w in summary.worst_case.get(threat_model, {}).items()}
     per_attack = {rec.attack.name: {float(e): a for e, a in rec.metrics.robust_accuracy.items()} for rec in records}
     full = max(records, key=lambda r: r.metrics.n_examples)
     return EvaluationResult(name, threat_model, proto, seed, tuple(records), summary, full.metrics.n_examples, was_training,
-                            full.metrics.clean_accuracy, worst, per_attack)
+                            full.metrics.clean_accuracy, worst, per_attack, evaluation.paths)
 
 
 def load_evaluation_data(spec: str, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor, str, str]:

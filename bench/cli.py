@@ -49,25 +49,34 @@ def parser() -> argparse.ArgumentParser:
                    help="of PGD's and FGSM's gradient passes; every success is confirmed in fp32 (default auto: bf16 on a "
                         "GPU or a CPU with AMX or AVX512-BF16; recorded)")
 
-    p = sub.add_parser("eval", parents=[common], help="evaluate a network trained elsewhere (a factory + weights, or TorchScript)")
+    p = sub.add_parser("eval", parents=[common], help="evaluate a network trained elsewhere (a factory + weights, or TorchScript)",
+                       description="Evaluate a network trained elsewhere with the same engine, suite and checks as a registered "
+                                   "defense. On the protocol's own images and eps grid (the default) its records land under the "
+                                   "protocol's hash, ranked in the same leaderboard as the defenses.",
+                       epilog="example: bench eval --model net.py:make_net --weights net.pt --name my_net && bench report --with-references")
     p.add_argument("--model", default=None, metavar="FILE.py:FACTORY", help="path/to/file.py:factory or package.module:factory "
-                   "returning an nn.Module that maps images in [0, 1] to logits")
+                   "returning an nn.Module that maps images in [0, 1] to logits (with --weights)")
     p.add_argument("--weights", type=Path, default=None, help="state-dict file for --model (read with weights_only=True)")
+    p.add_argument("--random-init", action="store_true", help="evaluate --model as its factory initialises it, without --weights")
     p.add_argument("--torchscript", type=Path, default=None, help="a TorchScript archive instead of --model/--weights")
-    p.add_argument("--data", required=True, help="an .npz with x and y, a folder of class subfolders of images, or a "
-                   "registered data set (its test split)")
+    p.add_argument("--data", default=None, help="default: the protocol's own evaluation images (ranked beside its defenses); "
+                   "or an .npz with x and y, a folder of class subfolders of images, or a registered data set (its test split)")
     p.add_argument("--n", type=int, default=None, help="evaluate only the first N images")
-    p.add_argument("--name", required=True, help="how records and reports name the model")
+    p.add_argument("--name", required=True, help="how records and reports name the model (letters, digits, _ . + -)")
     p.add_argument("--data-name", default=None, help="how records name the data (default: the file, folder or data set name)")
-    p.add_argument("--protocol", default="quick", help="protocol giving eps grids and attack parameters (default: quick)")
-    p.add_argument("--threat-model", default="linf", help="linf, l2 or a noise threat model of the protocol (default: linf)")
+    p.add_argument("--protocol", default="quick", help="protocol giving data, eps grids and attack parameters (default: quick)")
+    p.add_argument("--threat-model", "--threat", dest="threat_model", default="linf",
+                   help="linf, l2 or a noise threat model of the protocol (default: linf)")
     p.add_argument("--attack", action="append", default=None,
-                   help="attack name, repeatable (default: the protocol's attacks of the threat model, without transfer)")
+                   help="attack name, repeatable (default: the protocol's leaderboard suite)")
     p.add_argument("--eps", action="append", type=float, default=None, help="budget, repeatable (default: the protocol's grid)")
     p.add_argument("--seed", type=int, default=0, help="attack seed (default: 0)")
     p.add_argument("--batch-size", type=int, default=None, help="evaluation batch size (default: the protocol's)")
     p.add_argument("--results", type=Path, default=Path("results"), help="folder for result records (default: ./results)")
+    p.add_argument("--checkpoints", type=Path, default=Path("checkpoints"),
+                   help="folder for the transfer surrogate's checkpoint (default: ./checkpoints)")
     p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cuda when available)")
+    p.add_argument("--force", action="store_true", help="re-attack even when records exist, replacing records of other weights")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
     p = sub.add_parser("figures", parents=[common], help="regenerate a seed paper's figures, running what the records lack")
@@ -92,6 +101,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--html", action="store_true", help="also write reports/index.html: a static, self-contained page")
     p.add_argument("--all-versions", action="store_true",
                    help="also report records of older versions of a protocol (by default only each protocol's newest)")
+    p.add_argument("--with-references", nargs="?", type=Path, const=Path("results/reference"), default=None, metavar="DIR",
+                   help="show the shipped reference results (default DIR: results/reference) beside yours, labelled [reference]")
 
     p = sub.add_parser("compare", parents=[common], help="two defenses, paired over the same images and seeds: differences with intervals")
     p.add_argument("a", help="defense label as the reports show it (the difference is a minus b)")
@@ -136,14 +147,14 @@ def cmd_list(args) -> None:
 
 def cmd_run(args) -> None:
     from bench.pipeline import Settings, parse_device
-    from bench.protocol import load_protocol
+    from bench.protocol import check_seed, load_protocol
     from bench.runner import run
 
     protocol = load_protocol(args.protocol, args.overrides)
     attacks = list(dict.fromkeys(args.attack or protocol.suite()))  # repeated names run once
     if attacks == ["all"]:
         attacks = list(protocol.attacks)
-    seeds = args.seed or list(protocol.seeds)
+    seeds = [check_seed(seed, "--seed") for seed in args.seed] if args.seed else list(protocol.seeds)
     settings = Settings(args.results, args.checkpoints, parse_device(args.device), args.force, not args.quiet, args.compile,
                         args.precision)
     paths = run(protocol, args.defense, attacks, seeds, settings)
@@ -152,17 +163,32 @@ def cmd_run(args) -> None:
 
 
 def cmd_eval(args) -> None:
-    from bench.api import evaluate, load_evaluation_data
-    from bench.zoo.user import load_user_model
+    from bench.api import check_model_name, evaluate, load_evaluation_data
+    from bench.errors import ConfigError
     from bench.pipeline import parse_device
+    from bench.zoo.user import load_user_model
 
     device = parse_device(args.device)
+    check_model_name(args.name, args.results)  # before the model is built or any data read
+    if args.model is not None and args.weights is None and not args.random_init:
+        raise ConfigError("--model without --weights would evaluate a random initialisation; give --weights FILE, "
+                          "or --random-init if that is what you mean")
+    if args.random_init and (args.weights is not None or args.model is None):
+        raise ConfigError("--random-init goes with --model and without --weights")
     model = load_user_model(args.model, args.weights, args.torchscript)
-    x, y, name, source = load_evaluation_data(args.data, args.n)
+    source = (f"--torchscript {args.torchscript}" if args.torchscript else
+              f"--model {args.model} " + (f"--weights {args.weights}" if args.weights else "--random-init"))
+    if args.data is None:
+        x = y = None
+        name, data_source = None, None
+        n = args.n
+    else:
+        x, y, name, data_source = load_evaluation_data(args.data, args.n)
+        n = None
     result = evaluate(model, x, y, args.threat_model, args.eps, args.attack, name=args.name, protocol=args.protocol,
-                      seed=args.seed, batch_size=args.batch_size, device=device, data_name=args.data_name or name,
-                      data_source=source, progress=not args.quiet)
-    paths = result.to_record(args.results)
+                      seed=args.seed, n=n, batch_size=args.batch_size, device=device, data_name=args.data_name or name or "",
+                      data_source=data_source or "", progress=not args.quiet, results=args.results,
+                      checkpoints=args.checkpoints, force=args.force, source=source)
     if not args.quiet:
         if result.switched_to_eval:
             print("the model was in train mode: it was evaluated in eval mode (recorded)")
@@ -171,8 +197,8 @@ def cmd_eval(args) -> None:
         print(f"{args.name}: clean {result.clean_accuracy:.3f}; worst case over {', '.join(result.per_attack)} "
               f"(95 % Wilson interval over {result.n_examples} images): {worst}")
         print(f"checks: {'FLAGGED ' + ', '.join(result.flagged) if result.flagged else 'all pass'}")
-        for path in paths:
-            print(f"wrote {path}")
+        print(f"{len(result.paths)} record(s) under {args.results}; protocol {result.protocol.name} hash "
+              f"{result.protocol.short_hash}")
 
 
 def cmd_figures(args) -> None:
@@ -201,7 +227,8 @@ def cmd_sweep(args) -> None:
 def cmd_report(args) -> None:
     from bench.reporting import write_report
 
-    for path in write_report(args.results, args.out, html=args.html, all_versions=args.all_versions):
+    for path in write_report(args.results, args.out, html=args.html, all_versions=args.all_versions,
+                             references=args.with_references):
         print(f"wrote {path}")
 
 

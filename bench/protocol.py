@@ -37,7 +37,7 @@ REQUIRED_SECTIONS = ("name", "version", "description", "dataset", "model", "trai
 OPTIONAL_SECTIONS = ("defenses", "leaderboard")
 TRAINING_KEYS = ("epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "schedule", "augment", "grad_clip")
 EVALUATION_KEYS = ("n_examples", "batch_size", "curve")
-LEADERBOARD_KEYS = ("attacks", "convergence")
+LEADERBOARD_KEYS = ("attacks", "convergence", "reference")
 CONVERGENCE_KEYS = ("attack", "steps_factor", "restarts", "n_examples", "tolerance", "eps")
 # Sections whose contents the training of a model depends on; the rest only affect evaluation.
 TRAINING_SECTIONS = ("dataset", "model", "training")
@@ -121,6 +121,9 @@ class ConvergenceSpec:
 CONVERGENCE_SUFFIX = "_convergence"
 
 
+DEFAULT_REFERENCE = "baseline"
+
+
 @dataclass(frozen=True)
 class LeaderboardSpec:
     """The attacks whose per-example worst case is the leaderboard number (what a plain
@@ -128,6 +131,7 @@ class LeaderboardSpec:
 
     attacks: tuple[str, ...]
     convergence: ConvergenceSpec | None = None
+    reference: str = DEFAULT_REFERENCE  # the defense every other is compared with (paired differences, clean cost)
 
     @property
     def runs(self) -> tuple[str, ...]:
@@ -214,6 +218,16 @@ def thaw(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [thaw(v) for v in value]
     return value
+
+
+MAX_SEED = 2**31 - 1 - 10_000  # torch's generators take 64-bit seeds; leave room for derived ones (surrogates: +1000)
+
+
+def check_seed(seed: Any, where: str = "seed") -> int:
+    """A seed as the protocol's ``seeds`` take it (and ``--seed``): an integer from 0 to MAX_SEED."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"{where} must be an integer from 0 to {MAX_SEED}, got {seed!r}")
+    return seed
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
@@ -394,8 +408,10 @@ def parse(config: Any, source: str) -> Protocol:
     if missing:
         raise ConfigError(f"protocol {source} lacks the section(s) {', '.join(missing)}; required: {', '.join(REQUIRED_SECTIONS)}")
     seeds = config["seeds"]
-    if not (isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
+    if not (isinstance(seeds, list) and seeds):
         raise ConfigError(f"protocol {source}: seeds must be a non-empty list of integers >= 0, got {seeds!r}")
+    for seed in seeds:
+        check_seed(seed, f"protocol {source}: each of seeds")
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"protocol {source}: seeds must not repeat, got {seeds!r}")
     name, version = config["name"], config["version"]
@@ -427,13 +443,16 @@ def _leaderboard(source: str, data: Any) -> LeaderboardSpec | None:
     where = f"protocol {source}: leaderboard"
     if not isinstance(data, Mapping) or set(data) - set(LEADERBOARD_KEYS):
         raise ConfigError(f"{where} must be a mapping with the keys attacks (a list of attack names) and, optionally, "
-                          f"convergence; got {data!r}")
+                          f"convergence and reference (a defense name); got {data!r}")
     attacks = data.get("attacks")
     if not (isinstance(attacks, list) and attacks and all(isinstance(a, str) and a for a in attacks)) or len(set(attacks)) != len(attacks):
         raise ConfigError(f"{where}.attacks must be a non-empty list of distinct attack names, got {attacks!r}")
+    reference = data.get("reference", DEFAULT_REFERENCE)
+    if not isinstance(reference, str) or not reference:
+        raise ConfigError(f"{where}.reference must be a defense name (default {DEFAULT_REFERENCE}), got {reference!r}")
     conv = data.get("convergence")
     if conv is None:
-        return LeaderboardSpec(tuple(attacks))
+        return LeaderboardSpec(tuple(attacks), None, reference)
     if not isinstance(conv, Mapping) or "attack" not in conv or set(conv) - set(CONVERGENCE_KEYS):
         raise ConfigError(f"{where}.convergence must be a mapping with attack (one of leaderboard.attacks) and optionally "
                           f"steps_factor, restarts, n_examples, tolerance, eps; got {conv!r}")
@@ -452,7 +471,7 @@ def _leaderboard(source: str, data: Any) -> LeaderboardSpec | None:
             raise ConfigError(f"{where}.convergence.{key} must be an integer >= {low}, got {value!r}")
     if isinstance(spec.tolerance, bool) or not isinstance(spec.tolerance, (int, float)) or not 0 <= spec.tolerance < 1:
         raise ConfigError(f"{where}.convergence.tolerance must be a number in [0, 1), got {spec.tolerance!r}")
-    return LeaderboardSpec(tuple(attacks), spec)
+    return LeaderboardSpec(tuple(attacks), spec, reference)
 
 
 # -- overrides

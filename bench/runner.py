@@ -8,20 +8,17 @@ before any data is loaded.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from bench.attacks.base import Access, Attack, MinimalAttack
 from bench.data.base import to_float
 from bench.defenses.base import Defense
+from bench.engine import EngineOptions, EvaluationSet, ModelEvaluation, Target, evaluate_model, records_of_other_weights
 from bench.errors import BenchError, ConfigError
-from bench.evaluation import evaluate_attack
-from bench.evaluation.model_checks import model_checks
-from bench.pipeline import (SURROGATE_DEFENSE, DataSplit, Settings, attack_eps_grid, base_chain, check_protocol, is_randomized,
+from bench.pipeline import (SURROGATE_DEFENSE, DataSplit, Settings, base_chain, check_protocol, is_randomized,
                             load_data, make_attack, make_defense, obtain_model, obtain_surrogate)
 from bench.protocol import Protocol
-from bench.records import iter_records_in, record_path, write_record
-from bench.records.build import attack_record_of, update_model_summary
+from bench.records import record_path
 
 
 def check_compatible(protocol: Protocol, defense: Defense, attacks: list[Attack]) -> None:
@@ -51,44 +48,15 @@ def run(protocol: Protocol, defense_name: str, attack_names: list[str], seeds: l
     paths: list[Path] = []
     data: DataSplit | None = None
     for seed in seeds:
-        todo = []
-        for attack in attacks:
-            path = record_path(settings.results_dir, protocol.name, protocol.hash, defense.name, seed, attack.name)
-            paths.append(path)
-            if path.exists() and not settings.force:
-                if settings.progress:
-                    print(f"reusing record {path}")
-            else:
-                todo.append((attack, path))
-        if todo:
+        found = [record_path(settings.results_dir, protocol.name, protocol.hash, defense.name, seed, a.name) for a in attacks]
+        paths += found
+        if settings.force or not all(path.exists() for path in found):  # else nothing to train or attack
             data = data or load_data(protocol)
-            attack_seed(protocol, defense, seed, todo, data, settings)
+            attack_seed(protocol, defense, seed, attacks, data, settings)
+        elif settings.progress:
+            for path in found:
+                print(f"reusing record {path}")
     return paths
-
-
-def records_of_other_weights(folder: Path, digest: str | None, skip: set[Path] = frozenset()) -> tuple[Path, str] | None:
-    """The first attack record in ``folder`` (other than ``skip``) that measured weights other than
-    ``digest``, and those weights' digest; None if there is none (or nothing to compare)."""
-    if digest is None or not folder.is_dir():
-        return None
-    for path, rec in iter_records_in(folder, "attack"):
-        other = None if path in skip else rec.model.get("weights_sha256")
-        if other is not None and other != digest:
-            return path, other
-    return None
-
-
-def refuse_other_weights(folder: Path, digest: str | None, replaced: set[Path]) -> None:
-    """Refuse to add records to ``folder`` when the records already there measured other weights
-    (the checkpoint was lost and the model retrained differently, e.g. under another torch build or
-    on a GPU): a worst case over attacks on two different networks would describe neither."""
-    found = records_of_other_weights(folder, digest, replaced)
-    if found:
-        path, other = found
-        raise BenchError(f"{path} measured a model with weights {other[:12]}, but the model now loaded or trained for "
-                         f"this defense and seed has weights {digest[:12]} (its checkpoint was retrained, e.g. under "
-                         "another torch build or device); restore the checkpoint the records came from, or rerun with "
-                         "--force to measure every attack again on this model")
 
 
 def refuse_other_base_weights(protocol: Protocol, defense: Defense, seed: int, digest: str | None, settings: Settings) -> None:
@@ -110,43 +78,18 @@ def refuse_other_base_weights(protocol: Protocol, defense: Defense, seed: int, d
                          "with --force first so that both measure the same network")
 
 
-def attack_seed(protocol: Protocol, defense: Defense, seed: int, todo: list[tuple[Attack, Path]], data: DataSplit,
-                settings: Settings) -> None:
-    """Run the attacks ``todo`` on the pipeline of ``seed``, write each record, then the model's summary."""
+def attack_seed(protocol: Protocol, defense: Defense, seed: int, attacks: list[Attack], data: DataSplit,
+                settings: Settings) -> ModelEvaluation:
+    """Obtain the pipeline of ``seed`` (trained, resumed or reloaded) and hand it to the engine."""
     device = settings.resolved_device()
     dataset = data.dataset
     ready = obtain_model(protocol, defense, data, seed, settings)
-    refuse_other_weights(todo[0][1].parent, ready.info.get("weights_sha256"), {path for _, path in todo})
     refuse_other_base_weights(protocol, defense, seed, ready.info.get("weights_sha256"), settings)
-    model = ready.pipeline
     n = min(protocol.evaluation.n_examples, len(dataset.test_y))
-    batch_size = protocol.evaluation.batch_size
-    x, y = to_float(dataset.test_x[:n], device), dataset.test_y[:n].to(device)
-    pipeline_checks = model_checks(model, x, y, dataset.num_classes, batch_size, seed, protocol.headline_eps())
-    randomized = is_randomized(protocol, defense)
-    surrogate, surrogate_info = None, None
-    for attack, path in todo:
-        if attack.needs_surrogate and surrogate is None:
-            surrogate, surrogate_info = obtain_surrogate(protocol, data, seed, settings)
-        attack.surrogate = surrogate.eval() if attack.needs_surrogate else None
-        m = min(int(attack.params.get("n_examples") or n), n)
-        t0 = time.perf_counter()
-        outcome = evaluate_attack(model, attack, x[:m], y[:m], attack_eps_grid(protocol, attack), batch_size, seed,
-                                  settings.progress, protocol.evaluation.curve, randomized, compile=settings.compile,
-                                  precision=settings.resolved_precision())
-        record = attack_record_of(protocol, defense, seed, attack, dataset, ready.info, outcome, device, pipeline_checks,
-                                  surrogate_info if attack.needs_surrogate else None)
-        write_record(path, record)
-        if settings.progress:
-            accs = ", ".join(f"{k}: {v:.3f}" for k, v in record.metrics.robust_accuracy.items())
-            flags = record.flags
-            print(f"{defense.name} seed {seed} {attack.name}: clean {outcome.clean_accuracy():.3f} | robust @eps {accs} "
-                  f"| {time.perf_counter() - t0:.1f}s | checks: {'FLAGGED ' + ', '.join(flags) if flags else 'all pass'}")
-            print(f"wrote {path}")
-    summary = update_model_summary(todo[0][1].parent)
-    if settings.progress:
-        for threat, by_eps in summary.worst_case.items():
-            print(f"worst case over {len(summary.attacks)} attack(s), {threat}: "
-                  + ", ".join(f"{eps}: {v.accuracy:.3f}" for eps, v in by_eps.items()))
-        for c in summary.cross_attack_checks:
-            print(f"check {c.name}: {c.status} ({c.detail})")
+    evaluation_set = EvaluationSet(to_float(dataset.test_x[:n], device), dataset.test_y[:n].to(device), dataset,
+                                   dataset.num_classes)
+    target = Target(defense, ready.pipeline, ready.info, is_randomized(protocol, defense))
+    options = EngineOptions(device, settings.resolved_precision(), settings.compile, settings.progress, settings.force)
+    folder = record_path(settings.results_dir, protocol.name, protocol.hash, defense.name, seed, "any").parent
+    return evaluate_model(protocol, target, evaluation_set, seed, attacks, options, folder=folder,
+                          surrogate=lambda: obtain_surrogate(protocol, data, seed, settings))

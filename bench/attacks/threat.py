@@ -6,6 +6,8 @@ MadryLab's ``robustness.attack_steps``). All perturbations are of images in [0, 
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 _TINY = 1e-12
@@ -72,6 +74,16 @@ class Corruption:
     @staticmethod
     def norm(delta: torch.Tensor) -> torch.Tensor:
         return delta.flatten(1).abs().amax(dim=1)  # reported only; never checked against eps
+
+
+def eps_limit(threat_model: str, input_dims: int) -> tuple[float, str]:
+    """The largest meaningful budget of ``threat_model`` for images of ``input_dims`` values in [0, 1], and why:
+    beyond it every image is reachable (L_inf 1, L_2 the diagonal of the unit cube) or the level saturates."""
+    if threat_model == "l2":
+        return math.sqrt(input_dims), f"the L_2 diameter of [0, 1]^{input_dims}"
+    if threat_model == "linf":
+        return 1.0, "images lie in [0, 1], so eps 1 already reaches every image"
+    return 1.0, "a noise level is a standard deviation, half-width or fraction of pixels of images in [0, 1]"
 
 
 THREAT_MODELS = {

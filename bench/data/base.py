@@ -8,6 +8,7 @@ Normalisation is never applied here: it lives inside the model (see ``bench.mode
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import torch
@@ -83,6 +84,14 @@ class EvaluationData:
     def describe(self) -> dict:
         return {"name": self.name, "source": self.source, "train": 0, "test": self.n, "image_shape": list(self.image_shape),
                 "num_classes": self.num_classes, "sha256": self.sha256}
+
+
+def images_digest(x: torch.Tensor, y: torch.Tensor) -> str:
+    """SHA-256 of evaluation images and their labels: which data a record of user images measured."""
+    digest = hashlib.sha256()
+    digest.update(x.detach().cpu().contiguous().numpy().tobytes())
+    digest.update(y.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def to_grayscale(x: torch.Tensor) -> torch.Tensor:

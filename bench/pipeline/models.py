@@ -10,8 +10,6 @@ analyze`` and ``bench figures`` all come through here.
 
 from __future__ import annotations
 
-import hashlib
-
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from bench.attacks.precision import resolve_precision
 from bench.data.base import ImageDataset
 from bench.defenses.base import Defense, TrainingContext
 from bench.errors import BenchError, ConfigError
+from bench.models.digest import weights_digest
 from bench.pipeline.factories import build_model, make_dataset, make_defense
 from bench.protocol import Protocol, config_hash
 from bench.records.store import folder_name
@@ -146,18 +145,6 @@ def obtain_model(protocol: Protocol, defense: Defense, data: DataSplit, seed: in
     if len(chain) > 1:
         info["base_defense"] = defense.base
     return ReadyModel(model.eval(), info)
-
-
-def weights_digest(model: nn.Module) -> str:
-    """SHA-256 of a model's parameters and buffers (names, dtypes, shapes, values): which trained
-    network a record measured. Two trainings of one key can differ (another torch build, a GPU),
-    and records of both must never be combined into one worst case."""
-    h = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
 
 
 def _obtain_root(protocol: Protocol, defense: Defense, data: DataSplit, seed: int, settings: Settings) -> ReadyModel:

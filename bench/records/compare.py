@@ -2,8 +2,8 @@
 
 Two runs of the same protocol, defense, seed and attack must write the same record up to the
 fields that describe the run rather than the result: wall-clock times, dates, the machine's
-state, the code's commit and dirty flag, whether the model was trained now or reused, and
-the absolute checkpoint folder. Used to show that the sweep executors are interchangeable.
+state, the code's commit and dirty flag, whether the model was trained now or reused, how a
+user's network was handed over (command line or Python), and the absolute checkpoint folder. Used to show that the sweep executors are interchangeable.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-VOLATILE = frozenset({"created", "timings", "environment", "code", "trained_now"})
+# obtained_with: how a user's network reached the harness (bench eval's flags, or bench.evaluate), not what was measured
+VOLATILE = frozenset({"created", "timings", "environment", "code", "trained_now", "obtained_with"})
 
 
 def comparable(value: Any, checkpoint_dir: Path) -> Any:

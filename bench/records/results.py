@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench.protocol import builtin_protocols, load_protocol
@@ -62,12 +62,21 @@ class Results:
     analyses: tuple[tuple[Path, AnalysisRecord], ...] = ()
 
 
-def load_results(results_dir: Path) -> Results:
-    """Read every record under ``results_dir`` once (refusing unreadable ones, other schemas and unknown kinds)."""
+def _as_reference(rec):
+    """A record read from the shipped references, marked so that reports label it ``[reference]``."""
+    return replace(rec, defense=rec.defense.as_shipped_reference())
+
+
+def load_results(results_dir: Path, references: Path | None = None) -> Results:
+    """Read every record under ``results_dir`` once (refusing unreadable ones, other schemas and unknown kinds);
+    with ``references`` (e.g. ``results/reference``), the shipped references too, labelled ``[reference]``."""
     attacks: list[tuple[Path, AttackRecord]] = []
     analyses: list[tuple[Path, AnalysisRecord]] = []
     summaries: dict[Path, ModelSummary] = {}
-    for path, rec in iter_records(results_dir, None):
+    found = list(iter_records(results_dir, None))
+    if references is not None:
+        found += [(path, _as_reference(rec)) for path, rec in iter_records(references, None)]
+    for path, rec in found:
         if isinstance(rec, AttackRecord):
             attacks.append((path, rec))
         elif isinstance(rec, AnalysisRecord):

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable
@@ -201,6 +201,9 @@ class ProtocolInfo(ProtocolRef):
                    f.get("config", OBJECT))
 
 
+SHIPPED_REFERENCE = "shipped_reference"  # set in memory only, when references are read beside a user's runs
+
+
 @dataclass(frozen=True)
 class DefenseInfo:
     """A defense as ``Defense.describe()`` gives it; ``extra``: what a defense adds (``target``, ``simulated``)."""
@@ -217,10 +220,24 @@ class DefenseInfo:
         return bool(self.extra.get("simulated", False))
 
     @property
+    def shipped_reference(self) -> bool:
+        """Read from the shipped references beside a user's own runs (``bench report --with-references``)."""
+        return bool(self.extra.get(SHIPPED_REFERENCE, False))
+
+    @property
+    def user_model(self) -> bool:
+        """A network trained elsewhere (``bench eval``, ``bench.evaluate``), not a defense of the harness."""
+        return self.extra.get("origin") == "user"
+
+    @property
     def label(self) -> str:
-        """The defense as reports show it: its base for input transformations, SIMULATED when the target is."""
+        """The defense as reports show it: its base for input transformations, SIMULATED when the target is,
+        [reference] when it is a shipped reference shown beside the user's runs."""
         label = self.name + (f"({self.base})" if self.base else "")
-        return label + (" [simulated V1]" if self.simulated else "")
+        return label + (" [simulated V1]" if self.simulated else "") + (" [reference]" if self.shipped_reference else "")
+
+    def as_shipped_reference(self) -> DefenseInfo:
+        return replace(self, extra={**self.extra, SHIPPED_REFERENCE: True})
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "params": _json(self.params), "base": self.base, "randomized": self.randomized,

@@ -16,14 +16,28 @@ an unknown kind, or missing a field, is refused with a message naming the file.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Iterator
 
+from bench.errors import ConfigError
 from bench.records.atomic import write_atomic
 from bench.records.schema import SCHEMA_VERSION, Record, RecordError, check_header, record_from_dict
 
-__all__ = ["SCHEMA_VERSION", "SUMMARY_NAME", "folder_name", "iter_records", "iter_records_in", "read_record", "record_path",
+__all__ = ["SCHEMA_VERSION", "SUMMARY_NAME", "folder_name", "safe_name", "iter_records", "iter_records_in", "read_record", "record_path",
            "summary_path", "write_json_atomic", "write_record"]
+
+
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,79}")
+
+
+def safe_name(name: Any, what: str = "name") -> str:
+    """A name that becomes a folder and a table cell: letters, digits and ``_ . + -``, starting with a
+    letter or digit, at most 80 characters (no path separators, no ``..``, nothing Markdown or HTML reads)."""
+    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name) or ".." in name:
+        raise ConfigError(f"{what} {name!r} is not accepted: use 1 to 80 letters, digits and _ . + -, starting with a "
+                          "letter or digit (e.g. my_resnet18)")
+    return name
 
 
 def folder_name(defense: str) -> str:

@@ -41,6 +41,8 @@ from bench.evaluation.checks import next_attack
 from bench.evaluation.intervals import PairedComparison, compare_outcome_strings, hierarchical_interval, wilson_interval
 from bench.records.results import ModelResults, Results, load_results, outdated_protocols
 from bench.records.schema import Check
+from bench.reporting.leaderboard import (FLAGGED, PROVISIONAL, RANKED, completing_command, is_suite_check, reference_defense,
+                                         reference_label, status_of)
 from bench.reporting.plots import _stem
 from bench.reporting.tables import WORST, randomized_caveat, records_frame, reference_eps, summary_table
 
@@ -140,6 +142,9 @@ class Row:
     rank: int | None = None
     tied: bool = False  # its interval overlaps the leader's
     randomized: bool = False  # the pipeline draws noise: its numbers are single-draw scores
+    status: str = RANKED  # ranked | provisional (suite incomplete) | flagged (bench.reporting.leaderboard)
+    commands: list[str] = field(default_factory=list)  # for a provisional row: what completes its suite
+    missing: list[str] = field(default_factory=list)  # for a provisional row: the suite's runs not yet there
 
     @property
     def clean_mean(self) -> float:
@@ -223,6 +228,7 @@ class Section:
     slug: str
     eps: float | None
     trusted: list[Row]
+    provisional: list[Row]
     flagged: list[Row]
     baseline: str | None
     several_seeds: bool
@@ -307,9 +313,15 @@ def _leaderboard_rows(models: list[ModelResults], eps: float, threat: str) -> li
             ci = hierarchical_interval(outcomes, CONFIDENCE)[1:]
         else:
             ci = wilson_interval(k_total, n_total, CONFIDENCE)
+        status = status_of(c.name for c in found)
+        incomplete = [m for m in group if status_of(c.name for c in _model_flags(m, threat)) == PROVISIONAL]
+        commands = list(dict.fromkeys(completing_command(m.attack_records[0]) for m in incomplete))
+        missing = sorted({a for m in incomplete for c in m.summary.cross_attack_checks
+                          if is_suite_check(c.name) and not c.passed for a in c.numbers.get("missing", [])})
         rows.append(Row(label, _slug(label), seeds, n, clean, robust, sorted(attacks), found, ci,
                         bits=per_seed_bits, clean_bits=per_seed_clean,
-                        randomized=any(m.attack_records[0].defense.randomized for m in group)))
+                        randomized=any(m.attack_records[0].defense.randomized for m in group), status=status,
+                        commands=commands, missing=missing))
     return rows
 
 
@@ -398,15 +410,17 @@ def _sections(results: Results, table: pd.DataFrame, figures: list[Path], report
             grid = sorted(e for e in worst["eps"].unique() if e > 0) or [0.0]
             eps = grid[len(grid) // 2] if len(worst) else None
         rows = _leaderboard_rows(models, eps, HEADLINE_THREAT) if eps is not None else []
-        baseline = next((r for r in rows if r.defense == "baseline"), None)
+        reference = reference_label([r.defense for r in rows], reference_defense(models[0].attack_records[0].protocol.config))
+        baseline = next((r for r in rows if r.defense == reference), None)
         for r in rows:
             r.clean_delta = None if baseline is None or r is baseline else r.clean_mean - baseline.clean_mean
             r.vs_baseline = None if baseline is None or r is baseline else _paired(r, baseline)
             r.clean_vs_baseline = None if baseline is None or r is baseline else \
                 compare_outcome_strings(r.clean_bits, baseline.clean_bits, CONFIDENCE)
         order = lambda r: (-r.robust_mean, -r.clean_mean, r.defense)  # noqa: E731
-        trusted = sorted((r for r in rows if not r.flags), key=order)
-        flagged = sorted((r for r in rows if r.flags), key=order)
+        trusted = sorted((r for r in rows if r.status == RANKED), key=order)
+        provisional = sorted((r for r in rows if r.status == PROVISIONAL), key=order)
+        flagged = sorted((r for r in rows if r.status == FLAGGED), key=order)
         for i, r in enumerate(trusted, 1):
             r.rank = i
             r.tied = i > 1 and r.ci[1] >= trusted[0].ci[0]
@@ -431,7 +445,7 @@ def _sections(results: Results, table: pd.DataFrame, figures: list[Path], report
         row_of = {r.defense: r for r in rows}
         for r in rows:
             r.detail_id = _slug(stem, r.defense)
-        ranked = [r.defense for r in trusted + flagged]
+        ranked = [r.defense for r in trusted + provisional + flagged]
         for label in sorted(by_label, key=lambda d: (ranked.index(d) if d in ranked else len(ranked), d)):
             ms = sorted(by_label[label], key=lambda m: m.attack_records[0].seed)
             histories = [h for h in (_history(m) for m in ms) if h]
@@ -446,7 +460,7 @@ def _sections(results: Results, table: pd.DataFrame, figures: list[Path], report
         first = models[0].attack_records[0]
         created = max(r.created for m in models for r in m.attack_records)
         description = first.protocol.config.get("description", "") if isinstance(first.protocol.config, dict) else ""
-        sections.append(Section(protocol, phash, _slug(protocol, phash), eps, trusted, flagged,
+        sections.append(Section(protocol, phash, _slug(protocol, phash), eps, trusted, provisional, flagged,
                                 None if baseline is None else baseline.defense, any(r.several for r in rows),
                                 sorted({a for r in rows for a in r.attacks}), figs, defenses, len(models), created[:10],
                                 str(description or ""), answer, outdated.get((protocol, phash), "")))

@@ -18,10 +18,16 @@ from bench.reporting.tables import headline, leaderboard, records_frame, referen
 __all__ = ["reference_eps", "write_report"]
 
 
-def write_report(results_dir: Path, reports_dir: Path, html: bool = False, all_versions: bool = False) -> list[Path]:
+def write_report(results_dir: Path, reports_dir: Path, html: bool = False, all_versions: bool = False,
+                 references: Path | None = None) -> list[Path]:
     """Tables and figures of every record under ``results_dir``; of each protocol only its newest
-    version unless ``all_versions`` (older versions ran other attacks or schedules)."""
-    results = load_results(results_dir)
+    version unless ``all_versions`` (older versions ran other attacks or schedules). With
+    ``references`` (a folder of shipped references), those too, labelled ``[reference]``, in the
+    same leaderboards as the user's runs of the same protocol hash."""
+    if references is not None and not Path(references).is_dir():
+        raise BenchError(f"--with-references {references} is not a folder of result records (the shipped ones are in "
+                         "results/reference of the project's repository)")
+    results = load_results(results_dir, references)
     superseded: list[str] = []
     if not all_versions:
         results, superseded = latest_versions(results)

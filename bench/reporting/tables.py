@@ -15,10 +15,11 @@ import numpy as np
 import pandas as pd
 
 from bench.records.results import Results, load_results
-from bench.evaluation.checks import next_attack
 from bench.evaluation.intervals import PairedComparison, compare_outcome_strings, hierarchical_interval
 from bench.protocol import middle_eps
 from bench.records.schema import AttackRecord, flags
+from bench.reporting.leaderboard import (FLAGGED, PROVISIONAL, RANKED, completing_command, is_suite_check, reference_defense,
+                                         reference_label, run_next, status_of)
 
 KEYS = ["protocol", "protocol_hash", "defense", "attack", "threat_model", "eps"]
 WORST = "worst case"
@@ -266,6 +267,11 @@ def headline(table: pd.DataFrame, frame: pd.DataFrame, threat: str = "linf", res
     every check passed are ranked by robust accuracy at the middle eps; flagged ones are listed
     apart, unranked, with the checks that flagged them, why, and the attack to run next."""
     reasons = flag_reasons(results)
+    models = list(results.models) if results is not None else []
+
+    def models_of(phash: str, label: str) -> list:
+        return [m for m in models if m.attack_records[0].protocol.short_hash == phash and m.attack_records[0].defense.label == label]
+
     parts = []
     worst = table[(table["attack"] == WORST) & (table["threat_model"] == threat)]
     for (protocol, phash), part in worst.groupby(["protocol", "protocol_hash"], sort=True):
@@ -284,10 +290,11 @@ def headline(table: pd.DataFrame, frame: pd.DataFrame, threat: str = "linf", res
         by_defense = {d: rows for d, rows in part.groupby("defense")}
         robust_at = {d: float(rows.loc[rows["eps"] == middle, "robust_mean"].iloc[0]) if (rows["eps"] == middle).any() else -1.0
                      for d, rows in by_defense.items()}
-        flagged = {d for d, rows in by_defense.items() if any(v for v in rows["flags"])}
+        flag_names = {d: sorted({f for v in rows["flags"] for f in v.split(";") if f}) for d, rows in by_defense.items()}
+        status = {d: status_of(names) for d, names in flag_names.items()}
         order = sorted(by_defense, key=lambda d: (-robust_at[d], d))
-
-        base = "baseline" if "baseline" in by_defense else None
+        config = next((m.attack_records[0].protocol.config for m in models if m.attack_records[0].protocol.short_hash == phash), None)
+        base = reference_label(by_defense, reference_defense(config))
 
         def versus(defense: str) -> list[str]:
             if base is None:
@@ -308,26 +315,41 @@ def headline(table: pd.DataFrame, frame: pd.DataFrame, threat: str = "linf", res
             lines += [f"Δ vs {base}: accuracy minus {base}'s on the same test images, in points, with its paired 95 % "
                       "bootstrap interval (over seeds, then images, where there are several seeds) and, for one seed, "
                       f"the exact McNemar p-value; * where the difference is significant at 5 %.", ""]
-        lines += [f"Ranked: every sanity check passed; ordered by robust accuracy at eps {middle:g}.", "",
-                  "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        trusted = [d for d in order if d not in flagged]
+        lines += [f"Ranked: the whole leaderboard suite ran and every sanity check passed; ordered by robust accuracy "
+                  f"at eps {middle:g}.", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        trusted = [d for d in order if status[d] == RANKED]
         for rank, defense in enumerate(trusted, 1):
             lines.append("| " + " | ".join([str(rank), defense] + cells(by_defense[defense])) + " |")
         if not trusted:
-            lines.append("| | (no defense passed every check) |" + " |" * (len(head) - 2))
+            lines.append("| | (no defense has a complete suite with every check passed) |" + " |" * (len(head) - 2))
+        provisional = [d for d in order if status[d] == PROVISIONAL]
+        if provisional:
+            head = ["defense", "clean %"] + [f"eps {e:g}" for e in grid] + vs_head + ["missing", "complete with"]
+            lines += ["", "Provisional, not ranked: every check that ran passed, but part of the leaderboard suite has not "
+                      "run, and a worst case over fewer attacks overstates robustness.", "",
+                      "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+            for defense in provisional:
+                missing = sorted({a for m in models_of(phash, defense) for c in m.summary.cross_attack_checks
+                                  if is_suite_check(c.name) and not c.passed for a in c.numbers.get("missing", [])})
+                commands = "; ".join(dict.fromkeys(f"`{completing_command(m.attack_records[0])}`"
+                                                   for m in models_of(phash, defense)
+                                                   if status_of(c.name for c in m.summary.cross_attack_checks if not c.passed)
+                                                   == PROVISIONAL))
+                lines.append("| " + " | ".join([defense] + cells(by_defense[defense]) + [", ".join(missing), commands]) + " |")
+        flagged = [d for d in order if status[d] == FLAGGED]
         if flagged:
             head = ["defense", "clean %"] + [f"eps {e:g}" for e in grid] + vs_head + ["flagged: why", "run next"]
-            noisy = sorted(set(runs.loc[runs["randomized"].astype(bool), "defense"]) & flagged) if "randomized" in runs else []
+            noisy = sorted(set(runs.loc[runs["randomized"].astype(bool), "defense"]) & set(flagged)) if "randomized" in runs else []
             lines += ["", "Not ranked: a sanity check suspects that the attacks failed on these defenses, so their numbers "
                       "are upper bounds at best, whatever their value." + (randomized_caveat(noisy) if noisy else ""), "",
                       "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-            for defense in [d for d in order if d in flagged]:
-                rows = by_defense[defense]
-                names = sorted({f for v in rows["flags"] for f in v.split(";") if f})
+            for defense in flagged:
+                names = flag_names[defense]
                 details = dict(reasons.get((phash, defense), []))
                 why = "; ".join(f"**{n}**: {_short(details[n])}" if n in details else f"**{n}**" for n in names)
-                advice = "; ".join(dict.fromkeys(next_attack(n) for n in names))
-                lines.append("| " + " | ".join([defense] + cells(rows) + [why.replace("|", "/"), advice]) + " |")
+                first = next(iter(models_of(phash, defense)), None)
+                advice = run_next(names, first.attack_records[0] if first else None)
+                lines.append("| " + " | ".join([defense] + cells(by_defense[defense]) + [why.replace("|", "/"), advice]) + " |")
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)
 

@@ -145,12 +145,12 @@ def test_bad_inputs_are_refused_with_what_was_expected(user_model, images, label
     [
         (["--model", "{f}/user_net.py:make_wider", "--weights", "{f}/weights.pt"], "does not match the model's architecture"),
         (["--model", "{f}/user_net.py:make", "--weights", "{f}/corrupt.pt"], "cannot read"),
-        (["--model", "{f}/user_net.py:missing"], "has no function 'missing'; it has: make, make_wider, not_a_model"),
-        (["--model", "{f}/user_net.py:not_a_model"], "returned int, not a torch.nn.Module"),
-        (["--model", "{f}/user_net.py"], "must look like path/to/file.py:factory"),
+        (["--model", "{f}/user_net.py:missing", "--random-init"], "has no function 'missing'; it has: make, make_wider, not_a_model"),
+        (["--model", "{f}/user_net.py:not_a_model", "--random-init"], "returned int, not a torch.nn.Module"),
+        (["--model", "{f}/user_net.py", "--random-init"], "must look like path/to/file.py:factory"),
         (["--torchscript", "{f}/corrupt.pt"], "cannot read"),
-        (["--model", "{f}/user_net.py:make", "--data-file", "{f}/corrupt.npz"], "cannot read"),
-        (["--model", "{f}/user_net.py:make", "--data-file", "{f}/no_y.npz"], "needs arrays 'x' and 'y'; missing y"),
+        (["--model", "{f}/user_net.py:make", "--random-init", "--data-file", "{f}/corrupt.npz"], "cannot read"),
+        (["--model", "{f}/user_net.py:make", "--random-init", "--data-file", "{f}/no_y.npz"], "needs arrays 'x' and 'y'; missing y"),
     ],
 )
 def test_bad_files_get_one_line_errors(user_model, tmp_path, capsys, args, fragment):
