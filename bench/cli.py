@@ -105,13 +105,15 @@ def parser() -> argparse.ArgumentParser:
                    help="show the shipped reference results (default DIR: results/reference) beside yours, labelled [reference]")
 
     p = sub.add_parser("compare", parents=[common], help="two defenses, paired over the same images and seeds: differences with intervals")
-    p.add_argument("a", help="defense label as the reports show it (the difference is a minus b)")
+    p.add_argument("a", help="defense as you ran it (neural_sim) or as the reports label it (the difference is a minus b)")
     p.add_argument("b", help="the defense compared against, e.g. baseline")
     p.add_argument("--results", type=Path, default=Path("results"), help="folder of result records (default: ./results)")
-    p.add_argument("--threat", default="linf", help="threat model (default: linf)")
+    p.add_argument("--threat-model", "--threat", dest="threat", default="linf", help="threat model (default: linf)")
     p.add_argument("--attack", default="worst case", help="an attack's name, or 'worst case' over the suite (default)")
     p.add_argument("--all-versions", action="store_true",
                    help="also compare on older versions of a protocol (by default only each protocol's newest)")
+    p.add_argument("--with-references", nargs="?", type=Path, const=Path("results/reference"), default=None, metavar="DIR",
+                   help="also read the shipped references (default DIR: results/reference), labelled [reference]")
     return top
 
 
@@ -122,10 +124,12 @@ def cmd_compare(args) -> None:
 
     if not args.results.is_dir():
         raise ConfigError(f"--results {args.results} is not a folder of result records")
-    results, superseded = load_results(args.results), []
+    if args.with_references is not None and not args.with_references.is_dir():
+        raise ConfigError(f"--with-references {args.with_references} is not a folder of result records")
+    results, superseded = load_results(args.results, args.with_references), []
     if not args.all_versions:  # older versions ran other attacks: not the figure a reader compares
         results, superseded = latest_versions(results)
-    print(comparison(records_frame(results), args.a, args.b, args.threat, args.attack), end="")
+    print(comparison(records_frame(results), args.a, args.b, args.threat, args.attack, results), end="")
     if superseded:
         print("\nLeft out, as older versions of a protocol (`--all-versions` includes them): " + "; ".join(superseded) + ".")
 

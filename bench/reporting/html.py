@@ -24,32 +24,26 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import os
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-import numpy as np
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from bench.errors import BenchError
 from bench.evaluation.checks import next_attack
-from bench.evaluation.intervals import PairedComparison, compare_outcome_strings, hierarchical_interval, wilson_interval
 from bench.records.results import ModelResults, Results, load_results, outdated_protocols
 from bench.records.schema import Check
-from bench.reporting.leaderboard import (FLAGGED, PROVISIONAL, RANKED, completing_command, is_suite_check, reference_defense,
-                                         reference_label, status_of)
+from bench.reporting.leaderboard import CONFIDENCE, Entry, build_board, mean_pm_text, slug
 from bench.reporting.plots import _stem
-from bench.reporting.tables import WORST, randomized_caveat, records_frame, reference_eps, summary_table
+from bench.reporting.tables import WORST, randomized_caveat, records_frame, summary_table
 
 INDEX_NAME = "index.html"
 TEMPLATE = "report.html.j2"
 HEADLINE_THREAT = "linf"
-CONFIDENCE = 0.95
 MIME = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
         ".webp": "image/webp"}
 IMAGE_SUFFIXES = set(MIME)
@@ -94,21 +88,6 @@ def _pct(value: Any) -> str:
     return "" if v is None else f"{100 * v:.1f}"
 
 
-def _pm(mean: float, std: float, seeds: int) -> str:
-    return f"{100 * mean:.1f}" if seeds < 2 else f"{100 * mean:.1f} ± {100 * std:.1f}"
-
-
-def _std(values: list[float]) -> float:
-    if len(values) < 2:
-        return 0.0
-    mean = sum(values) / len(values)
-    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))  # as pandas: ddof 1
-
-
-def _eps_key(by_eps: dict[str, Any], eps: float) -> str | None:
-    return next((k for k in by_eps if math.isclose(float(k), eps, rel_tol=1e-9, abs_tol=1e-12)), None)
-
-
 def _compact(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -121,99 +100,12 @@ def _compact(value: Any) -> str:
 # --- view model -----------------------------------------------------------------------------------------------
 
 @dataclass
-class Row:
-    """One defense in a protocol's leaderboard."""
-
-    defense: str
-    slug: str
-    seeds: list[int]
-    n: list[int]
-    clean: list[float]
-    robust: list[float]
-    attacks: list[str]
-    flags: list[Check]
-    ci: tuple[float, float]
-    clean_delta: float | None = None
-    bits: dict[int, str] = field(default_factory=dict, repr=False)  # seed -> per-example worst-case outcomes at eps
-    clean_bits: dict[int, str] = field(default_factory=dict, repr=False)  # seed -> per-example clean outcomes
-    vs_baseline: PairedComparison | None = None
-    clean_vs_baseline: PairedComparison | None = None
-    detail_id: str = ""
-    rank: int | None = None
-    tied: bool = False  # its interval overlaps the leader's
-    randomized: bool = False  # the pipeline draws noise: its numbers are single-draw scores
-    status: str = RANKED  # ranked | provisional (suite incomplete) | flagged (bench.reporting.leaderboard)
-    commands: list[str] = field(default_factory=list)  # for a provisional row: what completes its suite
-    missing: list[str] = field(default_factory=list)  # for a provisional row: the suite's runs not yet there
-
-    @property
-    def clean_mean(self) -> float:
-        return sum(self.clean) / len(self.clean)
-
-    @property
-    def robust_mean(self) -> float:
-        return sum(self.robust) / len(self.robust)
-
-    @property
-    def several(self) -> bool:
-        return len(self.seeds) > 1
-
-    def clean_text(self) -> str:
-        return _pm(self.clean_mean, _std(self.clean), len(self.seeds))
-
-    def robust_text(self) -> str:
-        return _pm(self.robust_mean, _std(self.robust), len(self.seeds))
-
-    def ci_text(self) -> str:
-        return f"{100 * self.ci[0]:.1f}–{100 * self.ci[1]:.1f}"
-
-    def delta_text(self) -> str:
-        """Clean accuracy minus the baseline's, paired over the same examples where both have them: "−9.1 [−11.2, −7.0]"."""
-        c = self.clean_vs_baseline
-        if c is not None:
-            return f"{100 * c.difference:+.1f} [{100 * c.low:+.1f}, {100 * c.high:+.1f}]".replace("-", "\u2212")
-        return "" if self.clean_delta is None else f"{100 * self.clean_delta:+.1f}".replace("-", "\u2212")
-
-    def vs_text(self) -> str:
-        """Robust accuracy minus the baseline's, paired over the same examples: "+28.2 [24.9, 31.5], p < 0.001"."""
-        c = self.vs_baseline
-        if c is None:
-            return ""
-        text = f"{100 * c.difference:+.1f} [{100 * c.low:+.1f}, {100 * c.high:+.1f}], {c.p_text()}"
-        return text.replace("-", "\u2212")
-
-    def vs_sentence(self) -> str:
-        """The paired comparison in words, for the answer box."""
-        c = self.vs_baseline
-        if c is None:
-            return ""
-        p = c.p_text() if c.p_value is None else "McNemar " + c.p_text()
-        text = (f"{100 * abs(c.difference):.1f} points {'more' if c.difference >= 0 else 'less'} robust than the baseline on the "
-                f"same images (95 % CI {100 * c.low:+.1f} to {100 * c.high:+.1f}, {p}")
-        return text.replace("-", "\u2212") + ("; significant)" if c.significant else "; not significant)")
-
-    def cost_text(self) -> str:
-        """The clean accuracy against the baseline's, in words: "9.1 points below"."""
-        if self.clean_delta is None:
-            return ""
-        c = self.clean_vs_baseline
-        # the paired difference (same seeds and images) where there is one, so that the figure
-        # is the centre of its own interval and matches the tables' paired column
-        d = 100 * (self.clean_delta if c is None else c.difference)
-        ci = "" if c is None else f" (95 % CI {100 * c.low:+.1f} to {100 * c.high:+.1f})".replace("-", "\u2212")
-        return "as clean as" if abs(d) < 0.05 else f"{abs(d):.1f} points{ci} {'below' if d < 0 else 'above'}"
-
-    def n_text(self) -> str:
-        return str(self.n[0]) if len(set(self.n)) == 1 else " / ".join(map(str, self.n))
-
-
-@dataclass
 class Defense:
     """One defense of a protocol, in detail."""
 
     label: str
     slug: str
-    row: Row | None
+    row: Entry | None
     eps_tables: list[dict]  # per threat model: {"threat", "grid", "rows": [(attack, worst?, [cell...])]}
     checks: list[dict]  # {"seed", "scope", "name", "passed", "status", "detail", "numbers"}
     histories: list[dict]  # {"seed", "epochs": [...], "best_epoch", "seconds"}
@@ -227,9 +119,9 @@ class Section:
     phash: str
     slug: str
     eps: float | None
-    trusted: list[Row]
-    provisional: list[Row]
-    flagged: list[Row]
+    trusted: list[Entry]
+    provisional: list[Entry]
+    flagged: list[Entry]
     baseline: str | None
     several_seeds: bool
     attacks: list[str]
@@ -242,89 +134,6 @@ class Section:
     outdated: str = ""
 
 
-def _slug(*parts: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", "-".join(parts)).strip("-")
-
-
-def _model_flags(model: ModelResults, threat: str) -> list[Check]:
-    """The flagged checks that concern a model's ``threat`` numbers: its cross-attack checks of that threat model
-    (or of none), and the checks of the attacks of that threat model."""
-    summary = model.summary
-    names = {r.attack.name for r in model.attack_records if r.attack.threat_model == threat}
-    out = [c for c in summary.cross_attack_checks if c.threat_model in (threat, None) and not c.passed]
-    by_record = [c.with_numbers(attack=r.attack.name) for r in model.attack_records if r.attack.name in names
-                 for c in r.checks if not c.passed]
-    return out + by_record
-
-
-def _paired(row: Row, baseline: Row) -> PairedComparison | None:
-    """``row``'s worst case against ``baseline``'s on the same examples, over the seeds both have."""
-    return compare_outcome_strings(row.bits, baseline.bits, CONFIDENCE)
-
-
-def _clean_bits(model: ModelResults) -> str:
-    """The per-example clean outcomes of the record that ``_clean`` takes the clean accuracy from."""
-    recs = model.attack_records
-    n_max = max(r.metrics.n_examples for r in recs)
-    best = max((r for r in recs if r.metrics.n_examples == n_max), key=lambda r: r.metrics.clean_accuracy)
-    return best.metrics.per_example.clean
-
-
-def _clean(model: ModelResults) -> float:
-    recs = model.attack_records
-    n_max = max(r.metrics.n_examples for r in recs)
-    return max(r.metrics.clean_accuracy for r in recs if r.metrics.n_examples == n_max)
-
-
-def _leaderboard_rows(models: list[ModelResults], eps: float, threat: str) -> list[Row]:
-    by_defense: dict[str, list[ModelResults]] = {}
-    for m in models:
-        by_defense.setdefault(m.attack_records[0].defense.label, []).append(m)
-    rows = []
-    for label, group in sorted(by_defense.items()):
-        group = sorted(group, key=lambda m: m.attack_records[0].seed)
-        seeds, n, clean, robust, attacks, found = [], [], [], [], set(), []
-        per_seed_bits: dict[int, str] = {}
-        per_seed_clean: dict[int, str] = {}
-        k_total = n_total = 0
-        for m in group:
-            by_eps = m.summary.worst_case.get(threat, {})
-            key = _eps_key(by_eps, eps)
-            if key is None:
-                continue
-            w = by_eps[key]
-            seeds.append(m.attack_records[0].seed)
-            n.append(w.n_examples)
-            clean.append(_clean(m))
-            robust.append(w.accuracy)
-            attacks.update(w.attacks)
-            k_total += round(w.accuracy * w.n_examples)
-            n_total += w.n_examples
-            found += [c.with_numbers(seed=seeds[-1]) for c in _model_flags(m, threat)]
-            bits = m.worst_bits(threat, eps)
-            if bits is not None:
-                per_seed_bits[seeds[-1]] = bits
-            if _clean_bits(m):
-                per_seed_clean[seeds[-1]] = _clean_bits(m)
-        if not seeds:
-            continue
-        if len(per_seed_bits) == len(seeds):  # over several seeds: the hierarchical bootstrap; one seed: Wilson
-            outcomes = [np.frombuffer(b.encode(), dtype=np.uint8) == ord("1") for b in per_seed_bits.values()]
-            ci = hierarchical_interval(outcomes, CONFIDENCE)[1:]
-        else:
-            ci = wilson_interval(k_total, n_total, CONFIDENCE)
-        status = status_of(c.name for c in found)
-        incomplete = [m for m in group if status_of(c.name for c in _model_flags(m, threat)) == PROVISIONAL]
-        commands = list(dict.fromkeys(completing_command(m.attack_records[0]) for m in incomplete))
-        missing = sorted({a for m in incomplete for c in m.summary.cross_attack_checks
-                          if is_suite_check(c.name) and not c.passed for a in c.numbers.get("missing", [])})
-        rows.append(Row(label, _slug(label), seeds, n, clean, robust, sorted(attacks), found, ci,
-                        bits=per_seed_bits, clean_bits=per_seed_clean,
-                        randomized=any(m.attack_records[0].defense.randomized for m in group), status=status,
-                        commands=commands, missing=missing))
-    return rows
-
-
 def _eps_tables(table: pd.DataFrame) -> list[dict]:
     out = []
     for threat, part in table.groupby("threat_model", sort=False):
@@ -332,7 +141,7 @@ def _eps_tables(table: pd.DataFrame) -> list[dict]:
         rows = []
         for attack, rs in part.groupby("attack", sort=False):
             by_eps = {r.eps: r for r in rs.itertuples()}
-            cells = [("" if e not in by_eps else _pm(by_eps[e].robust_mean, by_eps[e].robust_std, by_eps[e].seeds),
+            cells = [("" if e not in by_eps else mean_pm_text(by_eps[e].robust_mean, by_eps[e].robust_std, by_eps[e].seeds),
                       bool(e in by_eps and by_eps[e].flags)) for e in grid]
             rows.append({"attack": attack, "worst": attack == WORST, "cells": cells})
         rows.sort(key=lambda r: (r["worst"], r["attack"]))
@@ -392,7 +201,6 @@ def _figure(img: Path, reports_dir: Path, pdfs: dict) -> dict:
 
 
 def _sections(results: Results, table: pd.DataFrame, figures: list[Path], reports_dir: Path) -> list[Section]:
-    eps_ref = reference_eps(table)
     images = [f for f in figures if f.suffix.lower() in IMAGE_SUFFIXES]
     pdfs = {(f.parent, f.stem): f for f in figures if f.suffix.lower() == ".pdf"}
     groups: dict[tuple[str, str], list[ModelResults]] = {}
@@ -404,30 +212,12 @@ def _sections(results: Results, table: pd.DataFrame, figures: list[Path], report
     for (protocol, phash), models in groups.items():
         stem = _stem(protocol, phash)
         part = table[(table["protocol"] == protocol) & (table["protocol_hash"] == phash)]
-        worst = part[(part["attack"] == WORST) & (part["threat_model"] == HEADLINE_THREAT)]
-        eps = eps_ref.get((protocol, HEADLINE_THREAT))
-        if eps is not None and not (worst["eps"] == eps).any():  # this hash's own grid differs: its own middle
-            grid = sorted(e for e in worst["eps"].unique() if e > 0) or [0.0]
-            eps = grid[len(grid) // 2] if len(worst) else None
-        rows = _leaderboard_rows(models, eps, HEADLINE_THREAT) if eps is not None else []
-        reference = reference_label([r.defense for r in rows], reference_defense(models[0].attack_records[0].protocol.config))
-        baseline = next((r for r in rows if r.defense == reference), None)
-        for r in rows:
-            r.clean_delta = None if baseline is None or r is baseline else r.clean_mean - baseline.clean_mean
-            r.vs_baseline = None if baseline is None or r is baseline else _paired(r, baseline)
-            r.clean_vs_baseline = None if baseline is None or r is baseline else \
-                compare_outcome_strings(r.clean_bits, baseline.clean_bits, CONFIDENCE)
-        order = lambda r: (-r.robust_mean, -r.clean_mean, r.defense)  # noqa: E731
-        trusted = sorted((r for r in rows if r.status == RANKED), key=order)
-        provisional = sorted((r for r in rows if r.status == PROVISIONAL), key=order)
-        flagged = sorted((r for r in rows if r.status == FLAGGED), key=order)
-        for i, r in enumerate(trusted, 1):
-            r.rank = i
-            r.tied = i > 1 and r.ci[1] >= trusted[0].ci[0]
-        answer = {}
-        if trusted:
-            best = trusted[0]
-            answer = {"best": best, "ties": [r for r in trusted[1:] if r.tied], "baseline": baseline}
+        board = build_board(models, HEADLINE_THREAT)
+        eps = board.eps if board is not None else None
+        rows = board.entries if board is not None else []
+        trusted, provisional, flagged = (board.ranked, board.provisional, board.flagged) if board else ([], [], [])
+        baseline = board.reference if board is not None else None
+        answer = {"best": trusted[0], "ties": board.ties, "baseline": baseline} if trusted else {}
 
         def fig_order(f: Path):
             name = f.stem
@@ -444,7 +234,7 @@ def _sections(results: Results, table: pd.DataFrame, figures: list[Path], report
             by_label.setdefault(m.attack_records[0].defense.label, []).append(m)
         row_of = {r.defense: r for r in rows}
         for r in rows:
-            r.detail_id = _slug(stem, r.defense)
+            r.detail_id = slug(stem, r.defense)
         ranked = [r.defense for r in trusted + provisional + flagged]
         for label in sorted(by_label, key=lambda d: (ranked.index(d) if d in ranked else len(ranked), d)):
             ms = sorted(by_label[label], key=lambda m: m.attack_records[0].seed)
@@ -454,13 +244,13 @@ def _sections(results: Results, table: pd.DataFrame, figures: list[Path], report
             threats = part.loc[part["defense"] == label, "threat_model"].unique()
             wanted = {_stem(protocol, phash, t, label) for t in threats}
             details = [f for f in images if f.parent.name == "detail" and f.stem in wanted]
-            defenses.append(Defense(label, _slug(stem, label), row_of.get(label),
+            defenses.append(Defense(label, slug(stem, label), row_of.get(label),
                                     _eps_tables(part[part["defense"] == label]), _checks(ms), histories, notes,
                                     [{"file": Path(os.path.relpath(f, reports_dir)).as_posix()} for f in details]))
         first = models[0].attack_records[0]
         created = max(r.created for m in models for r in m.attack_records)
         description = first.protocol.config.get("description", "") if isinstance(first.protocol.config, dict) else ""
-        sections.append(Section(protocol, phash, _slug(protocol, phash), eps, trusted, provisional, flagged,
+        sections.append(Section(protocol, phash, slug(protocol, phash), eps, trusted, provisional, flagged,
                                 None if baseline is None else baseline.defense, any(r.several for r in rows),
                                 sorted({a for r in rows for a in r.attacks}), figs, defenses, len(models), created[:10],
                                 str(description or ""), answer, outdated.get((protocol, phash), "")))
@@ -478,8 +268,8 @@ def _long_rows(table: pd.DataFrame) -> list[dict]:
             "protocol": r.protocol, "hash": r.protocol_hash, "defense": r.defense, "attack": r.attack,
             "threat": r.threat_model, "eps": f"{r.eps:g}", "eps_sort": repr(float(r.eps)),
             "seeds": int(r.seeds), "n": int(r.n_examples),
-            "clean": _pm(r.clean_mean, r.clean_std, r.seeds), "clean_sort": repr(float(r.clean_mean)),
-            "robust": _pm(r.robust_mean, r.robust_std, r.seeds), "robust_sort": repr(float(r.robust_mean)),
+            "clean": mean_pm_text(r.clean_mean, r.clean_std, r.seeds), "clean_sort": repr(float(r.clean_mean)),
+            "robust": mean_pm_text(r.robust_mean, r.robust_std, r.seeds), "robust_sort": repr(float(r.robust_mean)),
             "top5": _pct(r.top5_mean), "top5_sort": "" if _num(r.top5_mean) is None else repr(float(r.top5_mean)),
             "mrr": _pct(r.mrr_mean), "mrr_sort": "" if _num(r.mrr_mean) is None else repr(float(r.mrr_mean)),
         })

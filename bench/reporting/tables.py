@@ -18,8 +18,7 @@ from bench.records.results import Results, load_results
 from bench.evaluation.intervals import PairedComparison, compare_outcome_strings, hierarchical_interval
 from bench.protocol import middle_eps
 from bench.records.schema import AttackRecord, flags
-from bench.reporting.leaderboard import (FLAGGED, PROVISIONAL, RANKED, completing_command, is_suite_check, reference_defense,
-                                         reference_label, run_next, status_of)
+from bench.reporting.leaderboard import FLAGGED, PROVISIONAL, Entry, build_boards, difference_text
 
 KEYS = ["protocol", "protocol_hash", "defense", "attack", "threat_model", "eps"]
 WORST = "worst case"
@@ -43,7 +42,8 @@ def records_frame(source: Path | Results) -> pd.DataFrame:
             rank = ranks.get(eps)
             rows.append({
                 "protocol": rec.protocol.name, "protocol_hash": rec.protocol.short_hash,
-                "defense": rec.defense.label, "attack": rec.attack.name, "threat_model": rec.attack.threat_model,
+                "defense": rec.defense.label, "defense_name": rec.defense.name, "attack": rec.attack.name,
+                "threat_model": rec.attack.threat_model,
                 "eps": float(eps), "seed": rec.seed, "n_examples": metrics.n_examples,
                 "clean_accuracy": metrics.clean_accuracy, "robust_accuracy": acc,
                 "top5": None if rank is None else rank.top5, "mrr": None if rank is None else rank.mrr,
@@ -66,7 +66,7 @@ def records_frame(source: Path | Results) -> pd.DataFrame:
             for eps, w in by_eps.items():
                 rows.append({
                     "protocol": first.protocol.name, "protocol_hash": first.protocol.short_hash, "defense": first.defense.label,
-                    "attack": WORST, "threat_model": threat, "eps": float(eps), "seed": first.seed, "n_examples": w.n_examples,
+                    "defense_name": first.defense.name, "attack": WORST, "threat_model": threat, "eps": float(eps), "seed": first.seed, "n_examples": w.n_examples,
                     "clean_accuracy": clean, "robust_accuracy": w.accuracy, "top5": None, "mrr": None,
                     "flags": model_flags, "randomized": first.defense.randomized, "record": "over: " + ", ".join(w.attacks),
                     "created": max((r.created for r in covering), default=summary.created),
@@ -196,25 +196,33 @@ def compare_defenses(frame: pd.DataFrame, phash: str, threat: str, a: str, b: st
     return robust, clean
 
 
-def difference_text(c: PairedComparison | None, p: bool = True) -> str:
-    """"+28.2 [+24.9, +31.5], p < 0.001" in points; "" without a comparison."""
-    if c is None:
-        return ""
-    text = f"{100 * c.difference:+.1f} [{100 * c.low:+.1f}, {100 * c.high:+.1f}]"
-    if p:
-        text += f", {c.p_text()}"
-    return text + (" *" if c.significant else "")
-
-
-def comparison(frame: pd.DataFrame, a: str, b: str, threat: str = "linf", attack: str = WORST) -> str:
-    """Markdown: ``a`` against ``b`` per protocol hash they share and per eps of ``threat``, paired over
-    the same images and seeds (``bench compare``). Raises ``ConfigError`` naming what exists."""
+def resolve_label(frame: pd.DataFrame, name: str) -> str:
+    """A defense as the user names it (``neural_sim``, ``gaussian_blur``, ``baseline [reference]``) -> its label in
+    the reports (``neural_sim [simulated V1]``, ``gaussian_blur(baseline)``); refuses unknown and ambiguous names."""
     from bench.errors import ConfigError
 
     known = sorted(frame["defense"].unique()) if len(frame) else []
-    for name in (a, b):
-        if name not in known:
-            raise ConfigError(f"no records of defense {name!r} in these results; defenses with records: {', '.join(known) or 'none'}")
+    if name in known:
+        return name
+    matches = sorted({label for label, defense in zip(frame["defense"], frame["defense_name"]) if defense == name}) \
+        if "defense_name" in frame else []
+    own = [m for m in matches if not m.endswith(" [reference]")]
+    if len(own) == 1 or (not own and len(matches) == 1):
+        return (own or matches)[0]
+    if matches:
+        raise ConfigError(f"defense {name!r} has several rows in these results: {', '.join(matches)}; name one of them")
+    raise ConfigError(f"no records of defense {name!r} in these results; defenses with records: {', '.join(known) or 'none'}")
+
+
+def comparison(frame: pd.DataFrame, a: str, b: str, threat: str = "linf", attack: str = WORST,
+               results: Results | None = None) -> str:
+    """Markdown: ``a`` against ``b`` per protocol hash they share and per eps of ``threat``, paired over
+    the same images and seeds (``bench compare``); with ``results``, a side that is not ranked on the
+    leaderboard (flagged or provisional) is named above its table. Raises ``ConfigError`` naming what exists."""
+    from bench.errors import ConfigError
+
+    a, b = resolve_label(frame, a), resolve_label(frame, b)
+    boards = {b_.phash: b_ for b_ in build_boards(results, threat)} if results is not None else {}
     cells = frame[(frame["threat_model"] == threat) & (frame["attack"] == attack)]
     if not len(cells):
         raise ConfigError(f"no {attack!r} rows for threat model {threat!r}; threat models with records: "
@@ -223,8 +231,17 @@ def comparison(frame: pd.DataFrame, a: str, b: str, threat: str = "linf", attack
     for (protocol, phash), part in cells.groupby(["protocol", "protocol_hash"], sort=True):
         if not {a, b} <= set(part["defense"]):
             continue
-        lines = [f"### {protocol} ({phash}), {threat}, {attack}: {a} minus {b}", "",
-                 "| eps | seeds | n | robust Δ [95 %] | p | clean Δ [95 %] |", "|---|---|---|---|---|---|"]
+        lines = [f"### {protocol} ({phash}), {threat}, {attack}: {a} minus {b}", ""]
+        entries = {e.defense: e for e in boards[phash].entries} if phash in boards else {}
+        for side in (a, b):
+            e = entries.get(side)
+            if e is not None and e.status == FLAGGED:
+                lines += [f"**{side} is flagged** ({', '.join(e.flag_names)}): a sanity check suspects the attacks failed on it, "
+                          "so its numbers may overstate its robustness and this difference is not to be trusted.", ""]
+            elif e is not None and e.status == PROVISIONAL:
+                lines += [f"**{side} is provisional**: its leaderboard suite is incomplete (missing {', '.join(e.missing)}), "
+                          f"so its worst case may overstate its robustness; complete it with `{'`; `'.join(e.commands)}`.", ""]
+        lines += ["| eps | seeds | n | robust Δ [95 %] | p | clean Δ [95 %] |", "|---|---|---|---|---|---|"]
         for eps in sorted(part["eps"].unique()):
             robust, clean = compare_defenses(frame, phash, threat, a, b, eps, attack)
             if robust is None:
@@ -262,24 +279,23 @@ def _eps_part(runs: pd.DataFrame, grid: list[float]) -> str:
     return ", " + part if part else ""
 
 
-def headline(table: pd.DataFrame, frame: pd.DataFrame, threat: str = "linf", results: Results | None = None) -> str:
-    """The leaderboard: per protocol, each defense's worst case over its attacks. Defenses whose
-    every check passed are ranked by robust accuracy at the middle eps; flagged ones are listed
-    apart, unranked, with the checks that flagged them, why, and the attack to run next."""
+def headline(table: pd.DataFrame, frame: pd.DataFrame, threat: str = "linf", *, results: Results) -> str:
+    """The leaderboard in Markdown, rendered from the one leaderboard model (``bench.reporting.leaderboard``):
+    per protocol hash, the ranked defenses (whole suite, every check passed) by robust accuracy at the middle
+    eps, then the provisional ones (suite incomplete) with the command that completes them, then the flagged
+    ones, unranked, with the checks that flagged them, why, and the attack to run next."""
     reasons = flag_reasons(results)
-    models = list(results.models) if results is not None else []
-
-    def models_of(phash: str, label: str) -> list:
-        return [m for m in models if m.attack_records[0].protocol.short_hash == phash and m.attack_records[0].defense.label == label]
-
+    boards = {(b.protocol, b.phash): b for b in build_boards(results, threat)}
     parts = []
     worst = table[(table["attack"] == WORST) & (table["threat_model"] == threat)]
     for (protocol, phash), part in worst.groupby(["protocol", "protocol_hash"], sort=True):
+        board = boards.get((protocol, phash))
+        if board is None:
+            continue
         runs = frame[(frame["protocol_hash"] == phash) & (frame["threat_model"] == threat) & (frame["attack"] != WORST)]
         covered = runs.groupby("attack")["n_examples"].max().sort_index()
-        grid = sorted(e for e in part["eps"].unique() if e > 0)  # eps 0 is the clean column
+        grid, middle = board.grid, board.eps
         attacks = ", ".join(f"{a} (n = {n}{_eps_part(runs[runs['attack'] == a], grid)})" for a, n in covered.items())
-        middle = middle_eps(grid)
         date = str(runs["created"].max())[:10]
         seeds = int(part["seeds"].max())
         spread = ("mean over seeds [95 % interval, hierarchical bootstrap over seeds and examples]" if seeds >= 2
@@ -287,27 +303,15 @@ def headline(table: pd.DataFrame, frame: pd.DataFrame, threat: str = "linf", res
         lines = [f"## {protocol} (hash {phash}), {threat}", "",
                  f"Robust accuracy in percent, {spread}: per example, the worst case over {attacks}; "
                  f"{int(part['n_examples'].max())} test images; {seeds_text(part)}; records of {date}.", ""]
-        by_defense = {d: rows for d, rows in part.groupby("defense")}
-        robust_at = {d: float(rows.loc[rows["eps"] == middle, "robust_mean"].iloc[0]) if (rows["eps"] == middle).any() else -1.0
-                     for d, rows in by_defense.items()}
-        flag_names = {d: sorted({f for v in rows["flags"] for f in v.split(";") if f}) for d, rows in by_defense.items()}
-        status = {d: status_of(names) for d, names in flag_names.items()}
-        order = sorted(by_defense, key=lambda d: (-robust_at[d], d))
-        config = next((m.attack_records[0].protocol.config for m in models if m.attack_records[0].protocol.short_hash == phash), None)
-        base = reference_label(by_defense, reference_defense(config))
+        base = board.reference.defense if board.reference is not None else None
 
-        def versus(defense: str) -> list[str]:
+        def cells(e: Entry) -> list[str]:
+            out = [e.clean_cell.text() if e.clean_cell else ""] + [e.cells[x].text() if x in e.cells else "" for x in grid]
             if base is None:
-                return []
-            if defense == base:
-                return ["", ""]
-            robust, clean = compare_defenses(frame, phash, threat, defense, base, middle)
-            return [difference_text(clean, p=False), difference_text(robust)]
-
-        def cells(rows: pd.DataFrame) -> list[str]:
-            by_eps = {r.eps: robust_text(r) for r in rows.itertuples()}
-            first = next(rows.itertuples())
-            return [clean_text(first)] + [by_eps.get(e, "") for e in grid] + versus(first.defense)
+                return out
+            if e is board.reference:
+                return out + ["", ""]
+            return out + [difference_text(e.clean_vs_baseline, p=False), difference_text(e.vs_baseline)]
 
         vs_head = [f"clean Δ vs {base}", f"robust Δ vs {base} at eps {middle:g}"] if base else []
         head = ["rank", "defense", "clean %"] + [f"eps {e:g}" for e in grid] + vs_head
@@ -317,39 +321,28 @@ def headline(table: pd.DataFrame, frame: pd.DataFrame, threat: str = "linf", res
                       f"the exact McNemar p-value; * where the difference is significant at 5 %.", ""]
         lines += [f"Ranked: the whole leaderboard suite ran and every sanity check passed; ordered by robust accuracy "
                   f"at eps {middle:g}.", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        trusted = [d for d in order if status[d] == RANKED]
-        for rank, defense in enumerate(trusted, 1):
-            lines.append("| " + " | ".join([str(rank), defense] + cells(by_defense[defense])) + " |")
-        if not trusted:
+        for e in board.ranked:
+            lines.append("| " + " | ".join([str(e.rank), e.defense] + cells(e)) + " |")
+        if not board.ranked:
             lines.append("| | (no defense has a complete suite with every check passed) |" + " |" * (len(head) - 2))
-        provisional = [d for d in order if status[d] == PROVISIONAL]
-        if provisional:
+        if board.provisional:
             head = ["defense", "clean %"] + [f"eps {e:g}" for e in grid] + vs_head + ["missing", "complete with"]
             lines += ["", "Provisional, not ranked: every check that ran passed, but part of the leaderboard suite has not "
                       "run, and a worst case over fewer attacks overstates robustness.", "",
                       "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-            for defense in provisional:
-                missing = sorted({a for m in models_of(phash, defense) for c in m.summary.cross_attack_checks
-                                  if is_suite_check(c.name) and not c.passed for a in c.numbers.get("missing", [])})
-                commands = "; ".join(dict.fromkeys(f"`{completing_command(m.attack_records[0])}`"
-                                                   for m in models_of(phash, defense)
-                                                   if status_of(c.name for c in m.summary.cross_attack_checks if not c.passed)
-                                                   == PROVISIONAL))
-                lines.append("| " + " | ".join([defense] + cells(by_defense[defense]) + [", ".join(missing), commands]) + " |")
-        flagged = [d for d in order if status[d] == FLAGGED]
-        if flagged:
+            for e in board.provisional:
+                commands = "; ".join(f"`{c}`" for c in e.commands)
+                lines.append("| " + " | ".join([e.defense] + cells(e) + [", ".join(e.missing), commands]) + " |")
+        if board.flagged:
             head = ["defense", "clean %"] + [f"eps {e:g}" for e in grid] + vs_head + ["flagged: why", "run next"]
-            noisy = sorted(set(runs.loc[runs["randomized"].astype(bool), "defense"]) & set(flagged)) if "randomized" in runs else []
+            noisy = [e.defense for e in board.flagged if e.randomized]
             lines += ["", "Not ranked: a sanity check suspects that the attacks failed on these defenses, so their numbers "
                       "are upper bounds at best, whatever their value." + (randomized_caveat(noisy) if noisy else ""), "",
                       "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-            for defense in flagged:
-                names = flag_names[defense]
-                details = dict(reasons.get((phash, defense), []))
-                why = "; ".join(f"**{n}**: {_short(details[n])}" if n in details else f"**{n}**" for n in names)
-                first = next(iter(models_of(phash, defense)), None)
-                advice = run_next(names, first.attack_records[0] if first else None)
-                lines.append("| " + " | ".join([defense] + cells(by_defense[defense]) + [why.replace("|", "/"), advice]) + " |")
+            for e in board.flagged:
+                details = dict(reasons.get((phash, e.defense), []))
+                why = "; ".join(f"**{n}**: {_short(details[n])}" if n in details else f"**{n}**" for n in e.flag_names)
+                lines.append("| " + " | ".join([e.defense] + cells(e) + [why.replace("|", "/"), e.run_next]) + " |")
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)
 

@@ -142,7 +142,7 @@ def test_clean_cost_in_words_is_the_paired_difference_the_tables_show():
     """A defense with fewer seeds than the baseline: the mean difference over unequal seeds (-7.2)
     is not what the table's paired column shows (-7.0 on the shared seed); the words use the latter."""
     from bench.evaluation.intervals import PairedComparison
-    from bench.reporting.html import Row
+    from bench.reporting.leaderboard import Entry as Row
 
     row = Row("adv_train", "adv_train", [0], [1000], [0.863], [0.774], ["pgd"], [], (0.747, 0.799), clean_delta=-0.072)
     assert row.cost_text() == "7.2 points below"
