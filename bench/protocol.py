@@ -31,6 +31,7 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
+from bench import validate
 from bench.errors import ConfigError, UnknownNameError
 
 REQUIRED_SECTIONS = ("name", "version", "description", "dataset", "model", "training", "evaluation", "threat_models", "attacks", "seeds")
@@ -220,14 +221,9 @@ def thaw(value: Any) -> Any:
     return value
 
 
-MAX_SEED = 2**31 - 1 - 10_000  # torch's generators take 64-bit seeds; leave room for derived ones (surrogates: +1000)
-
-
 def check_seed(seed: Any, where: str = "seed") -> int:
-    """A seed as the protocol's ``seeds`` take it (and ``--seed``): an integer from 0 to MAX_SEED."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise ConfigError(f"{where} must be an integer from 0 to {MAX_SEED}, got {seed!r}")
-    return seed
+    """A seed as the protocol's ``seeds`` take it (and ``--seed``): an integer from 0 to ``validate.MAX_SEED``."""
+    return validate.seed(seed, where)
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
@@ -283,8 +279,11 @@ class _Section:
             raise ConfigError(f"protocol {source}: {path} must be a mapping, got {data!r}")
         self.source, self.path, self.data = source, path, data
 
+    def where(self, key: str) -> str:
+        return f"protocol {self.source}: {self.path}.{key}"
+
     def error(self, key: str, value: Any, accepted: str) -> ConfigError:
-        return ConfigError(f"protocol {self.source}: {self.path}.{key} = {value!r} is invalid; accepted: {accepted}")
+        return validate.invalid(self.where(key), value, accepted)
 
     def require(self, key: str) -> Any:
         if key not in self.data:
@@ -293,26 +292,16 @@ class _Section:
 
     def integer(self, key: str, default: int | None = None, minimum: int | None = 1) -> int:
         value = self.data.get(key, default) if default is not None else self.require(key)
-        if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
-            raise self.error(key, value, "an integer" + (f" >= {minimum}" if minimum is not None else ""))
-        return value
+        return validate.integer(value, self.where(key), minimum)
 
     def number(self, key: str, default: float | None = None, low: float = 0.0, low_inclusive: bool = True,
                high: float | None = None, high_inclusive: bool = False) -> float:
         value = self.data.get(key, default) if default is not None else self.require(key)
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        ok = ok and (value >= low if low_inclusive else value > low)
-        ok = ok and (high is None or (value <= high if high_inclusive else value < high))
-        if not ok:
-            upper = "inf)" if high is None else f"{high:g}{']' if high_inclusive else ')'}"
-            raise self.error(key, value, f"a finite number in {'[' if low_inclusive else '('}{low:g}, {upper}")
-        return float(value)
+        return validate.number(value, self.where(key), low=low, low_inclusive=low_inclusive, high=high,
+                               high_inclusive=high_inclusive)
 
     def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
-        value = self.data.get(key, default)
-        if value not in choices:
-            raise self.error(key, value, "one of " + ", ".join(choices))
-        return value
+        return validate.choice(self.data.get(key, default), self.where(key), choices)
 
 
 def _dataset(source: str, data: Any) -> DatasetSpec:

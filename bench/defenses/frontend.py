@@ -27,6 +27,7 @@ from torch import nn
 from bench.defenses.base import Defense
 from bench.defenses.transforms import (GaussianBlur, check_bool, check_int, check_number, check_odd_size, check_positive,
                                        default_kernel_size, depthwise_conv)
+from bench import validate
 from bench.errors import ConfigError
 from bench.registry import DEFENSES
 
@@ -96,8 +97,8 @@ def gabor_frontend(orientations: int = 4, phases: int = 2, frequencies: Sequence
     if isinstance(frequencies, (int, float)) and not isinstance(frequencies, bool):
         frequencies = [frequencies]
     if not isinstance(frequencies, (list, tuple)) or not 1 <= len(frequencies) <= 4:
-        raise ConfigError(f"defense {name!r}: parameter 'frequencies' must be a list of 1 to 4 numbers in (0, 0.5] "
-                          f"(cycles per pixel); got {frequencies!r}")
+        raise validate.invalid(f"defense {name!r}: parameter 'frequencies'", frequencies,
+                               "a list of 1 to 4 numbers in (0, 0.5] (cycles per pixel)")
     params: dict[str, Any] = {
         "orientations": check_int(name, "orientations", orientations, 1, 16),
         "phases": check_int(name, "phases", phases, 1, 4),

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.defenses.base import Defense, attack_view
+from bench import validate
 from bench.errors import ConfigError
 from bench.registry import DEFENSES
 
@@ -276,24 +277,22 @@ def random_noise(sigma: float = 0.1, eot_samples: int = 8, eot_reduce: str = "lo
     return defense
 
 
-# Parameter checks shared by the defenses of this package: each names the defense, the
-# parameter, what is accepted and what was given, so a protocol typo is a one-line fix.
+# Parameter checks shared by the defenses of this package, through the one validator (bench.validate):
+# each names the defense, the parameter, the value and what is accepted, so a protocol typo is a one-line fix.
+
+def _where(defense: str, param: str) -> str:
+    return f"defense {defense!r}: parameter {param!r}"
+
 
 def _reject(defense: str, param: str, accepted: str, value: Any) -> ConfigError:
-    return ConfigError(f"defense {defense!r}: parameter {param!r} must be {accepted}; got {value!r}")
+    return validate.invalid(_where(defense, param), value, accepted)
 
 
 def check_number(defense: str, param: str, value: Any, low: float, high: float = math.inf, *,
                  low_open: bool = False) -> float:
     """A real number in [low, high] (or (low, high] when ``low_open``), returned as float."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value > low if low_open else value >= low) and value <= high
-    if not ok:
-        bound = f"> {low:g}" if low_open else f">= {low:g}"
-        if math.isfinite(high):
-            bound += f" and <= {high:g}"
-        raise _reject(defense, param, f"a finite number {bound}", value)
-    return float(value)
+    return validate.number(value, _where(defense, param), low=low, low_inclusive=not low_open,
+                           high=None if math.isinf(high) else high)
 
 
 def check_positive(defense: str, param: str, value: Any) -> float:
@@ -301,28 +300,22 @@ def check_positive(defense: str, param: str, value: Any) -> float:
 
 
 def check_int(defense: str, param: str, value: Any, low: int, high: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise _reject(defense, param, f"an integer from {low} to {high}", value)
-    return value
+    return validate.integer(value, _where(defense, param), low, high)
 
 
 def check_odd_size(defense: str, param: str, value: Any, minimum: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum or value % 2 == 0:
+    validate.integer(value, _where(defense, param), minimum)
+    if value % 2 == 0:
         raise _reject(defense, param, f"an odd integer >= {minimum}", value)
     return value
 
 
 def check_choice(defense: str, param: str, value: Any, choices: Iterable[str]) -> str:
-    choices = tuple(choices)
-    if value not in choices:
-        raise _reject(defense, param, "one of " + ", ".join(repr(c) for c in choices), value)
-    return value
+    return validate.choice(value, _where(defense, param), choices)
 
 
 def check_bool(defense: str, param: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise _reject(defense, param, "true or false", value)
-    return value
+    return validate.boolean(value, _where(defense, param))
 
 
 def check_base(defense: str, base: Any) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from bench import validate
 from bench.errors import BenchError, ConfigError
 from bench.protocol import Protocol, load_protocol
 
@@ -167,17 +168,24 @@ def _variants(base: str, overrides: list[str], specs, problems: list[str]) -> li
 
 def _positive_int(raw: dict[str, Any], key: str, problems: list[str]) -> int | None:
     value = raw.get(key)
-    if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
-        problems.append(f"{key} must be a positive integer, got {value!r}")
+    try:
+        return None if value is None else validate.integer(value, key)
+    except ConfigError as exc:
+        problems.append(str(exc))
         return None
-    return value
 
 
 def _seeds(raw: Any, problems: list[str]) -> list[int] | None:
     if raw is None:
         return None
-    if not (isinstance(raw, list) and raw and all(isinstance(s, int) and not isinstance(s, bool) for s in raw)):
+    if not (isinstance(raw, list) and raw):
         problems.append(f"seeds must be a non-empty list of integers, got {raw!r}")
+        return None
+    try:
+        for seed in raw:
+            validate.seed(seed, "each of seeds")
+    except ConfigError as exc:
+        problems.append(str(exc))
         return None
     for seed in dict.fromkeys(_unique(raw)):
         problems.append(f"seeds: {seed} is listed more than once")

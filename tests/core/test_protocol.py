@@ -94,11 +94,11 @@ def test_protocol_file_by_path(tmp_path):
 @pytest.mark.parametrize(
     "override, fragment",
     [
-        ("training.schedule=bogus", "training.schedule = 'bogus' is invalid; accepted: one of constant, cosine, cyclic"),
-        ("training.optimizer=rmsprop", "accepted: one of sgd, adam"),
-        ("training.augment=mixup", "accepted: one of none, crop_flip"),
+        ("training.schedule=bogus", "training.schedule = 'bogus' is invalid; accepted: one of 'constant', 'cosine', 'cyclic'"),
+        ("training.optimizer=rmsprop", "accepted: one of 'sgd', 'adam'"),
+        ("training.augment=mixup", "accepted: one of 'none', 'crop_flip'"),
         ("training.lr=0", "training.lr = 0.0 is invalid; accepted: a finite number in (0, inf)"),
-        ("evaluation.curve=bogus", "evaluation.curve = 'bogus' is invalid; accepted: one of independent, survivors, descending"),
+        ("evaluation.curve=bogus", "evaluation.curve = 'bogus' is invalid; accepted: one of 'independent', 'survivors', 'descending'"),
         ("evaluation.n_examples=0", "evaluation.n_examples = 0 is invalid"),
         ("dataset.val_fraction=1.5", "dataset.val_fraction = 1.5 is invalid"),
         ("threat_models.linf.eps=[-0.1, 0.1]", "numbers >= 0"),

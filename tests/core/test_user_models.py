@@ -156,7 +156,7 @@ def _eval(folder: Path, results: Path, *extra: str) -> list[str]:
         (["--name", "two\nlines", "--weights", "{f}/make_small.pt"], "is not accepted: use 1 to 80 letters"),
         (["--name", "../up", "--weights", "{f}/make_small.pt"], "name '../up' is not accepted"),
         (["--name", "<b>x</b>", "--weights", "{f}/make_small.pt"], "is not accepted"),
-        (["--name", "net", "--weights", "{f}/make_small.pt", "--seed", "-1"], "seed must be an integer from 0"),
+        (["--name", "net", "--weights", "{f}/make_small.pt", "--seed", "-1"], "seed = -1 is invalid; accepted: an integer from 0 to"),
         (["--name", "net", "--weights", "{f}/make_small.pt", "--random-init"], "--random-init goes with --model and without --weights"),
     ],
 )

@@ -74,7 +74,7 @@ BAD = [
 
 @pytest.mark.parametrize("name, params, param", BAD, ids=[f"{n}-{p}-{v}" for n, v, p in BAD])
 def test_bad_values_are_rejected_naming_the_parameter_and_what_is_accepted(name, params, param):
-    with pytest.raises(ConfigError, match=rf"parameter '{param}' must be .+; got ") as info:
+    with pytest.raises(ConfigError, match=rf"parameter '{param}' = .+ is invalid; accepted: ") as info:
         DEFENSES.create(name, **params)
     assert isinstance(info.value, ValueError) and name in str(info.value)
 

@@ -82,10 +82,11 @@ def test_small_floats_reach_the_protocol_as_floats(tmp_path):
     ({"protocol": "quick", "defenses": ["baseline", "baseline"]}, "'baseline' is listed more than once"),
     ({"protocol": "quick", "defenses": []}, "defenses is empty"),
     ({"protocol": "quick", "defenses": ["baseline"], "seeds": [0, 0]}, "seeds: 0 is listed more than once"),
-    ({"protocol": "quick", "defenses": ["baseline"], "seeds": ["a"]}, "seeds must be a non-empty list of integers"),
+    ({"protocol": "quick", "defenses": ["baseline"], "seeds": ["a"]}, "each of seeds = 'a' is invalid; accepted: an integer from 0 to"),
+    ({"protocol": "quick", "defenses": ["baseline"], "seeds": [-1]}, "each of seeds = -1 is invalid; accepted: an integer from 0 to"),
     ({"protocol": "quick", "defenses": ["baseline"], "overrides": ["training.epochz=1"]}, "unknown protocol key 'training.epochz'"),
     ({"protocol": "quick", "defenses": ["baseline"], "executor": "slurm"}, "unknown executor 'slurm'; valid executors: serial, local, ray"),
-    ({"protocol": "quick", "defenses": ["baseline"], "workers": 0}, "workers must be a positive integer"),
+    ({"protocol": "quick", "defenses": ["baseline"], "workers": 0}, "workers = 0 is invalid; accepted: an integer >= 1"),
     ({"protocol": "quick", "defenses": ["baseline"], "attacks": ["autoattack_l2"], "overrides": ["threat_models={linf: {eps: [0.1]}}"]},
      "needs an eps grid for threat model 'l2'"),
 ])
