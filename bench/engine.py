@@ -117,7 +117,7 @@ def evaluate_model(protocol: Protocol, target: Target, data: EvaluationSet, seed
                    ) -> ModelEvaluation:
     """Run ``attacks`` on ``target`` over ``data`` (the protocol's first n images or the user's) at ``seed``.
 
-    Each attack runs on the first ``n_examples`` of its parameters (all by default) at its eps
+    Each attack runs on its first ``n_examples`` images (all by default) at its eps
     grid, with the protocol's curve strategy; its record carries the pipeline's own checks
     (gradients informative, loss along the path, repeated passes) computed once here. With
     ``folder``, records there are reused (unless ``options.force``) and new ones written one by
@@ -168,7 +168,7 @@ def _run_attacks(protocol: Protocol, target: Target, data: EvaluationSet, seed: 
                 raise BenchError(f"attack {attack.name!r} transfers from a surrogate, which this evaluation has none of")
             surrogate_model, surrogate_info = surrogate()
         attack.surrogate = surrogate_model.eval() if attack.needs_surrogate else None
-        m = min(int(attack.params.get("n_examples") or n), n)
+        m = min(attack.n_examples or n, n)
         t0 = time.perf_counter()
         outcome = evaluate_attack(target.pipeline, attack, x[:m], y[:m], attack_eps_grid(protocol, attack), batch_size, seed,
                                   options.progress, protocol.evaluation.curve, target.randomized, compile=options.compile,

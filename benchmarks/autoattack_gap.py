@@ -156,7 +156,7 @@ def main() -> None:
             ap.error(f"--eps takes L_inf radii above 0, got {not_positive}")
         grid = sorted(set(args.eps))
     reference = make_attack(protocol, "autoattack")
-    reference.params["n_examples"] = args.n
+    reference.n_examples = args.n
     tested = make_attack(protocol, args.attack)
     out = {"protocol": protocol.name, "hash": protocol.short_hash, "seed": args.seed, "n_examples": args.n,
            "attack": args.attack, "params": tested.params, "precision": settings.resolved_precision(), "defenses": {}}

@@ -5,8 +5,8 @@ A thin adapter: ``AutoAttack(model, norm=, eps=, version=, seed=, device=)`` the
 (9 target classes, so the model needs >= 10 classes), FAB-T and Square (5000 queries) on
 the examples still robust after the previous ones; it is the RobustBench reference
 (docs/methods.md#68-autoattack) and expensive on a CPU, hence ``n_examples``: the protocol evaluates
-only the first ``n_examples`` of the evaluation set with it (the evaluation reads the
-parameter; this module only records it).
+only the first ``n_examples`` of the evaluation set with it (a control of the run, declared on
+``Attack``: the evaluation reads it).
 
 Reproducibility: the seed handed to pyautoattack is drawn from the harness's ``generator``;
 APGD re-seeds torch's global RNG with it, which happens inside ``fork_rng`` so the caller's
@@ -54,7 +54,7 @@ class AutoAttackAdapter(Attack):
         return x_adv.detach().to(x.device, x.dtype)
 
 
-def _params(name: str, threat_model: str, version: str, attacks: list[str] | None, n_examples: int, batch_size: int) -> dict[str, Any]:
+def _params(name: str, threat_model: str, version: str, attacks: list[str] | None, batch_size: int) -> dict[str, Any]:
     version = choice_param(name, "version", version, VERSIONS)
     if version == "custom":
         if not isinstance(attacks, (list, tuple)) or not attacks or any(a not in ATTACK_NAMES for a in attacks):
@@ -62,17 +62,18 @@ def _params(name: str, threat_model: str, version: str, attacks: list[str] | Non
         attacks = list(attacks)
     elif attacks is not None:
         raise param_error(name, "attacks", attacks, f"null unless version is 'custom' (version {version!r} fixes its attacks)")
-    return {"norm": NORMS[threat_model], "version": version, "attacks": attacks, "n_examples": int_param(name, "n_examples", n_examples),
-            "batch_size": int_param(name, "batch_size", batch_size)}
+    return {"norm": NORMS[threat_model], "version": version, "attacks": attacks, "batch_size": int_param(name, "batch_size", batch_size)}
 
 
 @ATTACKS.register("autoattack", description="AutoAttack, L_inf (Croce & Hein 2020; pyautoattack): APGD-CE, APGD-T, FAB-T, Square on the first n_examples")
 def autoattack(version: str = "standard", attacks: list[str] | None = None, n_examples: int = 200, batch_size: int = 250) -> Attack:
     """``attacks`` chooses the attacks of ``version: custom``; ``n_examples`` is the evaluation subset size."""
-    return AutoAttackAdapter("autoattack", "linf", _params("autoattack", "linf", version, attacks, n_examples, batch_size))
+    return AutoAttackAdapter("autoattack", "linf", _params("autoattack", "linf", version, attacks, batch_size),
+                             n_examples=int_param("autoattack", "n_examples", n_examples))
 
 
 @ATTACKS.register("autoattack_l2", description="AutoAttack, L_2 (Croce & Hein 2020; pyautoattack): APGD-CE, APGD-T, FAB-T, Square on the first n_examples")
 def autoattack_l2(version: str = "standard", attacks: list[str] | None = None, n_examples: int = 200, batch_size: int = 250) -> Attack:
     """As ``autoattack`` for the L_2 norm."""
-    return AutoAttackAdapter("autoattack_l2", "l2", _params("autoattack_l2", "l2", version, attacks, n_examples, batch_size))
+    return AutoAttackAdapter("autoattack_l2", "l2", _params("autoattack_l2", "l2", version, attacks, batch_size),
+                             n_examples=int_param("autoattack_l2", "n_examples", n_examples))

@@ -113,24 +113,21 @@ class Square(_Library):
             return super().perturb(model, x, y, eps, generator)
 
 
-def _subset(name: str, n_examples: int | None) -> dict[str, Any]:
-    return {} if n_examples is None else {"n_examples": optional_count(name, "n_examples", n_examples)}
-
-
 def _apgd(name: str, threat: str, steps: int, restarts: int, n_examples: int | None) -> Attack:
-    return APGD(name, threat, {"steps": int_param(name, "steps", steps), "restarts": int_param(name, "restarts", restarts),
-                               **_subset(name, n_examples)})
+    return APGD(name, threat, {"steps": int_param(name, "steps", steps), "restarts": int_param(name, "restarts", restarts)},
+                n_examples=optional_count(name, "n_examples", n_examples))
 
 
 def _apgd_t(name: str, threat: str, steps: int, restarts: int, n_target_classes: int, n_examples: int | None) -> Attack:
     return APGDTargeted(name, threat, {"steps": int_param(name, "steps", steps), "restarts": int_param(name, "restarts", restarts),
-                                       "n_target_classes": int_param(name, "n_target_classes", n_target_classes),
-                                       **_subset(name, n_examples)})
+                                       "n_target_classes": int_param(name, "n_target_classes", n_target_classes)},
+                        n_examples=optional_count(name, "n_examples", n_examples))
 
 
 def _square(name: str, threat: str, n_queries: int, restarts: int, n_examples: int | None) -> Attack:
     return Square(name, threat, {"n_queries": int_param(name, "n_queries", n_queries),
-                                 "restarts": int_param(name, "restarts", restarts), **_subset(name, n_examples)})
+                                 "restarts": int_param(name, "restarts", restarts)},
+                  n_examples=optional_count(name, "n_examples", n_examples))
 
 
 @ATTACKS.register("apgd_ce", description="APGD on cross-entropy, L_inf (Croce & Hein 2020; AutoAttack's first attack, pyautoattack)")

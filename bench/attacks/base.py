@@ -46,10 +46,21 @@ class Access(str, Enum):
 
 @dataclass
 class Attack(ABC):
+    """``params``: the attack's own parameters, as its factory declared and validated them. The harness's
+    controls of a run are declared fields, not hidden keys: ``n_examples`` (attack only the first n
+    evaluation images; None: all), ``eps_grid`` (the eps it runs at, when not its threat model's whole
+    grid) and ``tolerance`` (a convergence rerun: the accuracy drop that flags its attack)."""
+
     name: str
     threat_model: str  # a key of THREAT_MODELS: selects the protocol's eps grid
     params: dict[str, Any] = field(default_factory=dict)
     surrogate: nn.Module | None = field(default=None, repr=False, compare=False)
+    n_examples: int | None = None
+    eps_grid: tuple[float, ...] | None = None
+    tolerance: float | None = None
+
+    def __post_init__(self) -> None:
+        """Subclasses type and validate ``params`` here (e.g. ``PGD.settings``)."""
 
     kind: ClassVar[AttackKind] = AttackKind.BUDGET
     access: ClassVar[Access] = Access.WHITE_BOX
@@ -73,10 +84,22 @@ class Attack(ABC):
     def needs_surrogate(self) -> bool:
         return self.access is Access.TRANSFER
 
+    def controls(self) -> dict[str, Any]:
+        """The harness's controls of this run that are set, as records list them beside the parameters."""
+        out: dict[str, Any] = {}
+        if self.n_examples is not None:
+            out["n_examples"] = self.n_examples
+        if self.tolerance is not None:
+            out["tolerance"] = self.tolerance
+        if self.eps_grid is not None:
+            out["eps_grid"] = list(self.eps_grid)
+        return out
+
     def describe(self) -> dict[str, Any]:
-        """What a record says of the attack (``needs_gradients``: the target's gradients)."""
+        """What a record says of the attack (``needs_gradients``: the target's gradients); its ``params``
+        are the attack's parameters and the controls of the run."""
         return {"name": self.name, "threat_model": self.threat_model, "kind": self.kind.value,
-                "needs_gradients": self.needs_gradients, "params": self.params}
+                "needs_gradients": self.needs_gradients, "params": {**self.params, **self.controls()}}
 
 
 class MinimalAttack(Attack):

@@ -129,37 +129,38 @@ class HopSkipJump(_DecisionAttack):
             constraint="linf" if self.threat_model == "linf" else "l2")
 
 
-def _boundary_params(name: str, steps: int, spherical_step: float, source_step: float, n_examples: int | None) -> dict[str, Any]:
+def _boundary_params(name: str, steps: int, spherical_step: float, source_step: float) -> dict[str, Any]:
     return {"steps": int_param(name, "steps", steps),
             "spherical_step": float_param(name, "spherical_step", spherical_step),
-            "source_step": float_param(name, "source_step", source_step),
-            "n_examples": optional_count(name, "n_examples", n_examples)}
+            "source_step": float_param(name, "source_step", source_step)}
 
 
 @ATTACKS.register("boundary", description="Boundary attack, L_2 minimal, decision-based (Brendel et al. 2018; foolbox), 1000 steps by default")
 def boundary(steps: int = 1000, spherical_step: float = 0.01, source_step: float = 0.01, n_examples: int | None = None) -> MinimalAttack:
     """Foolbox's default is 25000 steps; 1000 (about 1100 forward passes of the batch) is a CPU-sane default.
     ``n_examples``: attack only the first n evaluation images (None: all)."""
-    return Boundary("boundary", "l2", _boundary_params("boundary", steps, spherical_step, source_step, n_examples))
+    return Boundary("boundary", "l2", _boundary_params("boundary", steps, spherical_step, source_step),
+                    n_examples=optional_count("boundary", "n_examples", n_examples))
 
 
 @ATTACKS.register("boundary_ref", description="the pixel_sim reference's Boundary attack, 50 steps: far too weak to be a robustness reference, run for comparability")
 def boundary_ref(n_examples: int | None = None) -> MinimalAttack:
     """Attias et al.'s evaluation (foolbox BoundaryAttack, 50 steps, default step sizes, 1000 images); the
     steps are fixed on purpose, ``n_examples`` limits the images."""
-    return Boundary("boundary_ref", "l2", _boundary_params("boundary_ref", 50, 0.01, 0.01, n_examples))
+    return Boundary("boundary_ref", "l2", _boundary_params("boundary_ref", 50, 0.01, 0.01),
+                    n_examples=optional_count("boundary_ref", "n_examples", n_examples))
 
 
 def _hsj(name: str, threat_model: str, steps: int, initial_gradient_eval_steps: int,
          max_gradient_eval_steps: int, gamma: float, n_examples: int | None) -> MinimalAttack:
-    params = {"steps": int_param(name, "steps", steps), "n_examples": optional_count(name, "n_examples", n_examples),
+    params = {"steps": int_param(name, "steps", steps),
               "initial_gradient_eval_steps": int_param(name, "initial_gradient_eval_steps", initial_gradient_eval_steps),
               "max_gradient_eval_steps": int_param(name, "max_gradient_eval_steps", max_gradient_eval_steps),
               "gamma": float_param(name, "gamma", gamma)}
     if params["max_gradient_eval_steps"] < params["initial_gradient_eval_steps"]:
         raise param_error(name, "max_gradient_eval_steps", max_gradient_eval_steps,
                       f"an integer >= initial_gradient_eval_steps ({initial_gradient_eval_steps})")
-    return HopSkipJump(name, threat_model, params)
+    return HopSkipJump(name, threat_model, params, n_examples=optional_count(name, "n_examples", n_examples))
 
 
 @ATTACKS.register("hsj", description="HopSkipJump, L_2 minimal, decision-based (Chen et al. 2020; foolbox), 10 steps by default")

@@ -10,6 +10,9 @@ parameters are not differentiated.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +22,7 @@ from bench.attacks.base import Attack
 from bench.attacks.params import bool_param, choice_param, float_param, int_param
 from bench.attacks.precision import confirm_fooled, gradient_forward
 from bench.attacks.threat import THREAT_MODELS, Linf
+from bench.errors import ConfigError
 from bench.registry import ATTACKS
 
 
@@ -110,13 +114,58 @@ class FGSM(Attack):
         return (x + Linf.project(Linf.step(torch.zeros_like(x), grad, eps), eps)).clamp(0, 1)
 
 
+SCHEDULES = ("constant", "cosine", "adaptive")
+
+
+@dataclass(frozen=True)
+class PGDSettings:
+    """PGD's parameters, declared once (defaults, types and ranges): the factories ``pgd`` and ``pgd_l2``,
+    adversarial training, the transfer attack and the pipeline checks all build PGD through it."""
+
+    steps: int = 20
+    rel_stepsize: float = 0.1  # step size as a fraction of eps
+    restarts: int = 1
+    random_start: bool = True
+    loss: str = "ce"
+    targets: int = 0  # targeted runs toward the most likely wrong classes, after the restarts
+    schedule: str = "constant"
+    momentum: float = 0.0
+    target_loss: str = "margin"
+    early_stop: bool = True  # keep each example's first success; False: the last iterate (adversarial training)
+
+    @classmethod
+    def of(cls, attack: str, params: Mapping[str, Any]) -> PGDSettings:
+        """Validated settings from a parameter mapping; unknown keys are refused, naming the accepted ones."""
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            raise ConfigError(f"attack {attack!r} does not take the parameter(s) {', '.join(unknown)}; "
+                              f"accepted: {', '.join(known)}")
+        s = cls(**params)
+        int_param(attack, "steps", s.steps)
+        float_param(attack, "rel_stepsize", s.rel_stepsize)
+        int_param(attack, "restarts", s.restarts)
+        bool_param(attack, "random_start", s.random_start)
+        choice_param(attack, "loss", s.loss, LOSSES)
+        int_param(attack, "targets", s.targets, minimum=0)
+        choice_param(attack, "schedule", s.schedule, SCHEDULES)
+        float_param(attack, "momentum", s.momentum, low_inclusive=True, high=1.0, high_inclusive=False)
+        choice_param(attack, "target_loss", s.target_loss, TARGET_LOSSES)
+        bool_param(attack, "early_stop", s.early_stop)
+        return replace(s, rel_stepsize=float(s.rel_stepsize), momentum=float(s.momentum))
+
+
 class PGD(Attack):
     """Runs, in order: ``restarts`` untargeted runs on ``loss``, then one run on the targeted margin
     toward each of the ``targets`` most likely wrong classes (of the clean input); each run steps
-    only the examples no earlier run has fooled."""
+    only the examples no earlier run has fooled. ``params`` are validated into ``settings``
+    (:class:`PGDSettings`) when the attack is built, whoever builds it."""
 
     warm_start = True
     mixed_precision = True
+
+    def __post_init__(self) -> None:
+        self.settings = PGDSettings.of(self.name, self.params)
 
     def perturb(self, model, x, y, eps, generator, start=None):
         """``start`` (images within the eps-ball of ``x``) replaces the first restart's random start.
@@ -125,20 +174,20 @@ class PGD(Attack):
         if eps == 0:
             return x.clone()
         threat = THREAT_MODELS[self.threat_model]
-        p = self.params
-        steps, restarts = int(p.get("steps", 20)), int(p.get("restarts", 1))
-        sizes = step_sizes(float(p.get("rel_stepsize", 0.1)) * eps, steps, p.get("schedule", "constant"))
-        random_start, loss = p.get("random_start", True), p.get("loss", "ce")
-        momentum = float(p.get("momentum", 0.0))
-        if not p.get("early_stop", True):
+        p = self.settings
+        steps, restarts = p.steps, p.restarts
+        sizes = step_sizes(p.rel_stepsize * eps, steps, p.schedule)
+        random_start, loss = p.random_start, p.loss
+        momentum = p.momentum
+        if not p.early_stop:
             delta = threat.random_init(x, eps, generator) if random_start else torch.zeros_like(x)
             x_adv = (x + delta).clamp(0, 1)
             for size in sizes:
                 grad, _ = input_gradient(model, x_adv, y, loss)
                 x_adv = (x + threat.project(threat.step(x_adv - x, grad, size), eps)).clamp(0, 1)
             return x_adv
-        target_loss = p.get("target_loss", "margin")
-        runs: list[tuple[str, int | None]] = [(loss, None)] * restarts + [(target_loss, k) for k in range(int(p.get("targets", 0)))]
+        target_loss = p.target_loss
+        runs: list[tuple[str, int | None]] = [(loss, None)] * restarts + [(target_loss, k) for k in range(p.targets)]
         targets = None
         if len(runs) > restarts:
             with torch.no_grad():
@@ -156,7 +205,7 @@ class PGD(Attack):
             else:
                 delta = threat.random_init(x, eps, generator) if random_start else torch.zeros_like(x)
                 x_adv = (x + delta).clamp(0, 1)
-            if p.get("schedule") == "adaptive":
+            if p.schedule == "adaptive":
                 if self._adaptive_run(model, x, y, eps, x_adv, run_loss, None if k is None else targets[:, k], best, fooled, steps):
                     return best
                 continue
@@ -254,17 +303,14 @@ class PGD(Attack):
         return bool(fooled.all())
 
 
-SCHEDULES = ("constant", "cosine", "adaptive")
+def _params(name: str, **given: Any) -> dict[str, Any]:
+    """The recorded parameters of a PGD factory: every declared setting but ``early_stop``, validated."""
+    settings = asdict(PGDSettings.of(name, given))
+    settings.pop("early_stop")
+    return settings
 
 
-def _params(name: str, steps: int, rel_stepsize: float, restarts: int, random_start: bool, loss: str = "ce",
-            targets: int = 0, schedule: str = "constant", momentum: float = 0.0, target_loss: str = "margin") -> dict:
-    return {"steps": int_param(name, "steps", steps), "rel_stepsize": float_param(name, "rel_stepsize", rel_stepsize),
-            "restarts": int_param(name, "restarts", restarts), "random_start": bool_param(name, "random_start", random_start),
-            "loss": choice_param(name, "loss", loss, LOSSES), "targets": int_param(name, "targets", targets, minimum=0),
-            "schedule": choice_param(name, "schedule", schedule, SCHEDULES),
-            "momentum": float_param(name, "momentum", momentum, low_inclusive=True, high=1.0, high_inclusive=False),
-            "target_loss": choice_param(name, "target_loss", target_loss, TARGET_LOSSES)}
+_D = PGDSettings  # the factories' defaults are the settings' own
 
 
 @ATTACKS.register("fgsm", description="fast gradient sign method, L_inf, one step of size eps (Goodfellow et al. 2015)")
@@ -273,14 +319,17 @@ def fgsm() -> Attack:
 
 
 @ATTACKS.register("pgd", description="projected gradient descent, L_inf, random start, keeps each example's first success (Madry et al. 2018)")
-def pgd(steps: int = 20, rel_stepsize: float = 0.1, restarts: int = 1, random_start: bool = True, loss: str = "ce",
-        targets: int = 0, schedule: str = "constant", momentum: float = 0.0, target_loss: str = "margin") -> Attack:
-    return PGD("pgd", "linf", _params("pgd", steps, rel_stepsize, restarts, random_start, loss, targets, schedule, momentum,
-                                       target_loss))
+def pgd(steps: int = _D.steps, rel_stepsize: float = _D.rel_stepsize, restarts: int = _D.restarts,
+        random_start: bool = _D.random_start, loss: str = _D.loss, targets: int = _D.targets, schedule: str = _D.schedule,
+        momentum: float = _D.momentum, target_loss: str = _D.target_loss) -> Attack:
+    return PGD("pgd", "linf", _params("pgd", steps=steps, rel_stepsize=rel_stepsize, restarts=restarts, random_start=random_start,
+                                      loss=loss, targets=targets, schedule=schedule, momentum=momentum, target_loss=target_loss))
 
 
 @ATTACKS.register("pgd_l2", description="projected gradient descent, L_2, random start in the ball, normalised gradient steps")
-def pgd_l2(steps: int = 20, rel_stepsize: float = 0.1, restarts: int = 1, random_start: bool = True, loss: str = "ce",
-        targets: int = 0, schedule: str = "constant", momentum: float = 0.0, target_loss: str = "margin") -> Attack:
-    return PGD("pgd_l2", "l2", _params("pgd_l2", steps, rel_stepsize, restarts, random_start, loss, targets, schedule, momentum,
-                                       target_loss))
+def pgd_l2(steps: int = _D.steps, rel_stepsize: float = _D.rel_stepsize, restarts: int = _D.restarts,
+           random_start: bool = _D.random_start, loss: str = _D.loss, targets: int = _D.targets, schedule: str = _D.schedule,
+           momentum: float = _D.momentum, target_loss: str = _D.target_loss) -> Attack:
+    return PGD("pgd_l2", "l2", _params("pgd_l2", steps=steps, rel_stepsize=rel_stepsize, restarts=restarts,
+                                       random_start=random_start, loss=loss, targets=targets, schedule=schedule, momentum=momentum,
+                                       target_loss=target_loss))

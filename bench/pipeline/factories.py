@@ -108,7 +108,8 @@ def convergence_attack(protocol: Protocol) -> Attack:
         raise ConfigError(f"protocol {protocol.name}: leaderboard.convergence.attack = {conv.attack!r} has no steps and restarts "
                           "to multiply; accepted: an iterative attack such as pgd, pgd_l2, apgd_ce or apgd_t")
     params = {**base.params, "steps": base.params["steps"] * conv.steps_factor,
-              "restarts": max(conv.restarts, base.params["restarts"]), "n_examples": conv.n_examples, "tolerance": conv.tolerance}
+              "restarts": max(conv.restarts, base.params["restarts"])}
+    eps_grid = None
     if conv.eps is not None:
         grid = protocol.eps_grid(base.threat_model)
         stray = [e for e in conv.eps if e not in grid]
@@ -116,14 +117,15 @@ def convergence_attack(protocol: Protocol) -> Attack:
             raise ConfigError(f"protocol {protocol.name}: leaderboard.convergence.eps has {', '.join(f'{e:g}' for e in stray)}, "
                               f"not in the {base.threat_model} grid of {conv.attack!r}; accepted: "
                               + ", ".join(f"{e:g}" for e in grid if e > 0) + " (set leaderboard.convergence.eps with the grid)")
-        params["eps_grid"] = [e for e in grid if e == 0 or e in conv.eps]  # eps 0 stays: its check is free
-    return type(base)(conv.record_name, base.threat_model, params)
+        eps_grid = tuple(e for e in grid if e == 0 or e in conv.eps)  # eps 0 stays: its check is free
+    return type(base)(conv.record_name, base.threat_model, params, n_examples=conv.n_examples, eps_grid=eps_grid,
+                      tolerance=conv.tolerance)
 
 
 def attack_eps_grid(protocol: Protocol, attack: Attack) -> list[float]:
     """The eps values ``attack`` runs at: its threat model's grid, or the part of it the protocol
     gave it (the convergence rerun may run at a few eps only)."""
-    return list(attack.params.get("eps_grid") or protocol.eps_grid(attack.threat_model))
+    return list(attack.eps_grid or protocol.eps_grid(attack.threat_model))
 
 
 def check_protocol(protocol: Protocol) -> None:

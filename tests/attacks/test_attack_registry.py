@@ -49,7 +49,7 @@ def test_every_attack_returns_valid_images(trained_cnn, batch16, name):
     params, threat_model, kind = CHEAP[name]
     attack = ATTACKS.create(name, **params)
     assert (attack.threat_model, attack.kind) == (threat_model, kind)
-    assert attack.describe()["params"] == attack.params
+    assert attack.describe()["params"] == {**attack.params, **attack.controls()}  # parameters and controls of the run
     x, y = batch16[0][:8], batch16[1][:8]
     if attack.needs_surrogate:
         attack.surrogate = trained_cnn

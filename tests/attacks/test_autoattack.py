@@ -17,7 +17,7 @@ def pgd5_accuracy(model, x, y, eps: float) -> float:
 
 def check_autoattack(model, x, y, eps: float, **params) -> torch.Tensor:
     attack = ATTACKS.create("autoattack", **params)
-    assert (attack.kind, attack.threat_model, attack.needs_gradients, attack.params["n_examples"]) == ("budget", "linf", True, 200)
+    assert (attack.kind, attack.threat_model, attack.needs_gradients, attack.n_examples) == ("budget", "linf", True, 200)
     torch.manual_seed(123)  # a state no earlier attack call can have left behind
     state = torch.get_rng_state()
     adv = attack.perturb(model, x, y, eps, torch.Generator().manual_seed(0))

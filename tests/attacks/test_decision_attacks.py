@@ -116,8 +116,9 @@ def test_decision_attacks_are_reproducible_and_leave_the_global_rng_alone(traine
 
 def test_boundary_ref_is_the_fixed_50_step_reference():
     attack = ATTACKS.create("boundary_ref")
-    assert attack.params == {"steps": 50, "spherical_step": 0.01, "source_step": 0.01, "n_examples": None}
-    assert ATTACKS.create("boundary_ref", n_examples=1000).params["n_examples"] == 1000
+    assert attack.params == {"steps": 50, "spherical_step": 0.01, "source_step": 0.01} and attack.n_examples is None
+    assert ATTACKS.create("boundary_ref", n_examples=1000).n_examples == 1000
+    assert ATTACKS.create("boundary_ref", n_examples=1000).describe()["params"]["n_examples"] == 1000  # as records show it
     assert "far too weak" in ATTACKS.get("boundary_ref").description
     with pytest.raises(TypeError):  # the runner reports this as a ConfigError naming the parameter
         ATTACKS.create("boundary_ref", steps=5000)
