@@ -35,7 +35,7 @@ class NoiseAttack(Attack):
             limit = "" if self.max_level is None else f" and <= {self.max_level:g}"
             raise ConfigError(f"attack {self.name!r}: noise level eps = {eps!r} is invalid; accepted: a number >= 0{limit} "
                               f"(threat model {self.threat_model!r})")
-        repeats = self.params.get("repeats", 1)
+        repeats = self.params["repeats"]  # declared and validated by the factory (its default: 1)
         result = self.corrupt(x, eps, generator)
         if repeats == 1:
             return result

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from bench.errors import ConfigError
 from bench.evaluation.checks import next_attack
@@ -399,3 +400,31 @@ def build_boards(results: Any, threat: str = "linf") -> list[Board]:
         groups.setdefault((first.protocol.name, first.protocol.short_hash), []).append(m)
     boards = [build_board(models, threat) for _, models in sorted(groups.items())]
     return [b for b in boards if b is not None]
+
+
+def boards_frame(boards: Sequence[Board]) -> pd.DataFrame:
+    """The leaderboards as one long table (``leaderboard.csv``): a row per protocol hash, defense and eps, with its
+    status, rank, intervals and paired differences to the reference at the ranking eps."""
+    rows = []
+    for board in boards:
+        for e in board.entries:
+            vs, clean_vs = e.vs_baseline, e.clean_vs_baseline
+            for eps, cell in sorted(e.cells.items()):
+                rows.append({
+                    "protocol": board.protocol, "protocol_hash": board.phash, "threat_model": board.threat,
+                    "defense": e.defense, "status": e.status, "rank": e.rank, "seeds": len(e.seeds), "n_examples": max(e.n),
+                    "clean": e.clean_cell.mean if e.clean_cell else e.clean_mean,
+                    "clean_low": e.clean_cell.low if e.clean_cell else None,
+                    "clean_high": e.clean_cell.high if e.clean_cell else None,
+                    "eps": eps, "robust": cell.mean, "robust_low": cell.low, "robust_high": cell.high,
+                    "ranking_eps": eps == board.eps,
+                    "reference": board.reference.defense if board.reference else None,
+                    "robust_vs_reference": vs.difference if vs and eps == board.eps else None,
+                    "robust_vs_reference_low": vs.low if vs and eps == board.eps else None,
+                    "robust_vs_reference_high": vs.high if vs and eps == board.eps else None,
+                    "clean_vs_reference": clean_vs.difference if clean_vs else None,
+                    "clean_vs_reference_low": clean_vs.low if clean_vs else None,
+                    "clean_vs_reference_high": clean_vs.high if clean_vs else None,
+                    "flags": ";".join(e.flag_names), "next": e.run_next if e.status != RANKED else "",
+                })
+    return pd.DataFrame(rows)

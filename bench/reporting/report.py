@@ -13,6 +13,7 @@ from bench.errors import BenchError
 from bench.records.results import latest_versions, load_results, outdated_protocols
 from bench.reporting import plots
 from bench.reporting.html import write_html
+from bench.reporting.leaderboard import boards_frame, build_boards
 from bench.reporting.tables import headline, leaderboard, records_frame, reference_eps, summary_table, to_markdown
 
 __all__ = ["reference_eps", "write_report"]
@@ -57,6 +58,8 @@ def write_report(results_dir: Path, reports_dir: Path, html: bool = False, all_v
                           + "\n## All figures\n\n" + to_markdown(table))
     written.append(reports_dir / "leaderboard.md")
     written[-1].write_text("# Leaderboard: worst case over attacks, L_inf\n\n" + headline(table, frame, results=results))
+    written.append(reports_dir / "leaderboard.csv")
+    boards_frame(build_boards(results, "linf")).to_csv(written[-1], index=False)
     written += plots.accuracy_vs_eps(table, reports_dir)
     written += plots.tradeoff(table, reports_dir, eps_ref)
     written += plots.details(table, reports_dir)

@@ -51,3 +51,9 @@ def test_a_partial_leaderboard_suite_is_provisional_not_ranked_with_its_completi
     row = provisional.split("| pixel_sim |")[1].split("\n")[0]
     # an older version of quick: its command names the protocol (its records' source is not a path a user has)
     assert "| apgd_t, square | `bench run --protocol quick --defense pixel_sim --seed 0` |" in row
+    import pandas as pd  # the same model as a table: one status per defense, the same as the Markdown's
+
+    csv = pd.read_csv(tmp_path / "reports" / "leaderboard.csv")
+    status = csv.groupby("defense")["status"].first().to_dict()
+    assert status["pixel_sim"] == "provisional" and set(status) == {"baseline", "pixel_sim"}
+    assert csv.loc[csv["defense"] == "pixel_sim", "next"].str.contains("bench run --protocol quick").all()
