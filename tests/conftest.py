@@ -24,6 +24,7 @@ SLOW_FILES_FIRST = (  # measured with `pytest --durations=0`
     "core/test_attias_protocol.py",
     "regularizers/test_regularizer.py",
     "core/test_evaluate_api.py",
+    "core/test_user_models.py",
     "core/test_architecture.py",
     "reporting/test_html.py",
     "defenses/test_adversarial.py",

@@ -27,13 +27,13 @@ ROOT = Path(__file__).resolve().parents[2]
 RESNET = '''
 import torch
 from torch import nn
-from torchvision.models import resnet18
+from torchvision.models.resnet import BasicBlock, ResNet
 
 
 def make_resnet():
-    """torchvision's ResNet-18 (BatchNorm, residual blocks) adapted to 1x28x28 digits."""
-    net = resnet18(num_classes=10)
-    net.conv1 = nn.Conv2d(1, 64, 3, 1, 1, bias=False)
+    """torchvision's ResNet (BatchNorm, residual blocks; one basic block per stage: a ResNet-10) for 1x28x28 digits."""
+    net = ResNet(BasicBlock, [1, 1, 1, 1], num_classes=10)
+    net.conv1 = nn.Conv2d(1, 64, 3, 2, 1, bias=False)
     return net
 
 
@@ -62,14 +62,14 @@ def user_nets(digits, tmp_path_factory):
     folder = tmp_path_factory.mktemp("nets")
     (folder / "nets.py").write_text(RESNET)
     nets = _import(folder, "nets")
-    x, y = digits.train_x[:256].float() / 255, digits.train_y[:256]
+    x, y = digits.train_x[:128].float() / 255, digits.train_y[:128]
     out = {}
     for name in ("make_resnet", "make_small"):
         torch.manual_seed(0)
         model = getattr(nets, name)()
         optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-        for i in range(0, len(y), 64):
-            loss = nn.functional.cross_entropy(model(x[i:i + 64]), y[i:i + 64])
+        for i in range(0, len(y), 32):
+            loss = nn.functional.cross_entropy(model(x[i:i + 32]), y[i:i + 32])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -99,13 +99,13 @@ def test_one_weights_digest_for_every_state_dict():
                                                                                           reason="no CUDA GPU here"))])
 def test_resnet_through_state_dict_torchscript_and_python_gives_identical_records(user_nets, tmp_path, device):
     folder, models = user_nets
-    common = ["--name", "resnet", "--n", "40", "--attack", "fgsm", "--eps", "0.1", "--device", device, "--quiet"]
+    common = ["--name", "resnet", "--n", "24", "--attack", "fgsm", "--eps", "0.1", "--device", device, "--quiet"]
     assert main(["eval", "--model", f"{folder / 'nets.py'}:make_resnet", "--weights", str(folder / "make_resnet.pt"),
                  *common, "--results", str(tmp_path / "state_dict")]) == 0
     assert main(["eval", "--torchscript", str(folder / "make_resnet.ts"), *common, "--results", str(tmp_path / "ts")]) == 0
     model = _import(folder, "nets").make_resnet()
     model.load_state_dict(torch.load(folder / "make_resnet.pt", weights_only=True))
-    result = evaluate(model, name="resnet", n=40, attacks=["fgsm"], eps=[0.1], device=device, results=tmp_path / "api")
+    result = evaluate(model, name="resnet", n=24, attacks=["fgsm"], eps=[0.1], device=device, results=tmp_path / "api")
     a, b, c = (comparable_records(tmp_path / k, tmp_path) for k in ("state_dict", "ts", "api"))
     assert len(a) == 2 and differences(a, c) == []  # fgsm.json, summary.json
     # the archive was traced in eval mode, the factory's module arrives in train mode: the records say so, nothing else differs
@@ -113,7 +113,7 @@ def test_resnet_through_state_dict_torchscript_and_python_gives_identical_record
     (rec,) = [r for _, r in iter_records(tmp_path / "state_dict")]
     assert rec.model["weights_sha256"] == weights_digest(models["make_resnet"])  # trained weights, BatchNorm buffers included
     assert rec.model["obtained_with"].startswith("--model ") and rec.defense.user_model
-    assert rec.dataset["name"] == "mnist_digits" and rec.metrics.n_examples == 40  # the protocol's own images
+    assert rec.dataset["name"] == "mnist_digits" and rec.metrics.n_examples == 24  # the protocol's own images
     assert result.clean_accuracy == rec.metrics.clean_accuracy
 
 
