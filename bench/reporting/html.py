@@ -37,7 +37,7 @@ from bench.errors import BenchError
 from bench.evaluation.checks import next_attack
 from bench.records.results import ModelResults, Results, load_results, outdated_protocols
 from bench.records.schema import Check
-from bench.reporting.leaderboard import CONFIDENCE, Entry, build_board, mean_pm_text, slug
+from bench.reporting.leaderboard import CONFIDENCE, Board, Entry, build_boards, mean_pm_text, slug
 from bench.reporting.plots import _stem
 from bench.reporting.tables import WORST, randomized_caveat, records_frame, summary_table
 
@@ -200,7 +200,9 @@ def _figure(img: Path, reports_dir: Path, pdfs: dict) -> dict:
             "pdf": None if pdf is None else Path(os.path.relpath(pdf, reports_dir)).as_posix()}
 
 
-def _sections(results: Results, table: pd.DataFrame, figures: list[Path], reports_dir: Path) -> list[Section]:
+def _sections(results: Results, table: pd.DataFrame, figures: list[Path], reports_dir: Path,
+              boards: list[Board] | None = None) -> list[Section]:
+    computed = {(b.protocol, b.phash): b for b in (boards if boards is not None else build_boards(results, HEADLINE_THREAT))}
     images = [f for f in figures if f.suffix.lower() in IMAGE_SUFFIXES]
     pdfs = {(f.parent, f.stem): f for f in figures if f.suffix.lower() == ".pdf"}
     groups: dict[tuple[str, str], list[ModelResults]] = {}
@@ -212,7 +214,7 @@ def _sections(results: Results, table: pd.DataFrame, figures: list[Path], report
     for (protocol, phash), models in groups.items():
         stem = _stem(protocol, phash)
         part = table[(table["protocol"] == protocol) & (table["protocol_hash"] == phash)]
-        board = build_board(models, HEADLINE_THREAT)
+        board = computed.get((protocol, phash))
         eps = board.eps if board is not None else None
         rows = board.entries if board is not None else []
         trusted, provisional, flagged = (board.ranked, board.provisional, board.flagged) if board else ([], [], [])
@@ -311,7 +313,8 @@ def _environment() -> Environment:
     return env
 
 
-def render(results: Results, results_dir: Path, reports_dir: Path, figures: Iterable[Path]) -> str:
+def render(results: Results, results_dir: Path, reports_dir: Path, figures: Iterable[Path],
+           boards: list[Board] | None = None) -> str:
     """The page's HTML."""
     frame = records_frame(results)
     if frame.empty:
@@ -319,7 +322,7 @@ def render(results: Results, results_dir: Path, reports_dir: Path, figures: Iter
                          "(the shipped references: --results results/reference)")
     table = summary_table(frame)
     figures = [Path(f) for f in figures]
-    sections = _sections(results, table, figures, reports_dir)
+    sections = _sections(results, table, figures, reports_dir, boards)
     return _environment().get_template(TEMPLATE).render(
         sections=sections, columns=COLUMNS, rows=_long_rows(table), n_flag_rows=int((table["flags"] != "").sum()),
         records=_records(results, results_dir), results_dir=str(results_dir), n_records=len(results.attacks),
@@ -329,12 +332,13 @@ def render(results: Results, results_dir: Path, reports_dir: Path, figures: Iter
     )
 
 
-def write_html(results_dir: Path, reports_dir: Path, figures: list[Path], results: Results | None = None) -> Path:
+def write_html(results_dir: Path, reports_dir: Path, figures: list[Path], results: Results | None = None,
+               boards: list[Board] | None = None) -> Path:
     """Write ``reports_dir/index.html`` from the records under ``results_dir`` (``results``: those records, already
     read by ``load_results``); the figures among ``figures`` of this page are inlined."""
     results_dir, reports_dir = Path(results_dir), Path(reports_dir)
     results = results if results is not None else load_results(results_dir)
-    page = render(results, results_dir, reports_dir, figures)
+    page = render(results, results_dir, reports_dir, figures, boards)
     reports_dir.mkdir(parents=True, exist_ok=True)
     out = reports_dir / INDEX_NAME
     tmp = out.with_name(f".{INDEX_NAME}.tmp")

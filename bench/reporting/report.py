@@ -56,13 +56,15 @@ def write_report(results_dir: Path, reports_dir: Path, html: bool = False, all_v
         header += f"**Older setup:** {name} ({phash}): {sentence}.\n\n"
     written[1].write_text(header + "## Leaderboard (robust accuracy %)\n\n" + leaderboard(table)
                           + "\n## All figures\n\n" + to_markdown(table))
+    boards = build_boards(results, "linf")  # the one leaderboard model, rendered by each output below
     written.append(reports_dir / "leaderboard.md")
-    written[-1].write_text("# Leaderboard: worst case over attacks, L_inf\n\n" + headline(table, frame, results=results))
+    written[-1].write_text("# Leaderboard: worst case over attacks, L_inf\n\n" + headline(table, frame, results=results,
+                                                                                          boards=boards))
     written.append(reports_dir / "leaderboard.csv")
-    boards_frame(build_boards(results, "linf")).to_csv(written[-1], index=False)
+    boards_frame(boards).to_csv(written[-1], index=False)
     written += plots.accuracy_vs_eps(table, reports_dir)
     written += plots.tradeoff(table, reports_dir, eps_ref)
     written += plots.details(table, reports_dir)
     if html:
-        written.append(write_html(results_dir, reports_dir, written, results))
+        written.append(write_html(results_dir, reports_dir, written, results, boards))
     return written

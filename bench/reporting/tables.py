@@ -18,7 +18,7 @@ from bench.records.results import Results, load_results
 from bench.evaluation.intervals import PairedComparison, compare_outcome_strings, hierarchical_interval
 from bench.protocol import middle_eps
 from bench.records.schema import AttackRecord, flags
-from bench.reporting.leaderboard import FLAGGED, PROVISIONAL, Entry, build_boards, difference_text
+from bench.reporting.leaderboard import FLAGGED, PROVISIONAL, Board, Entry, build_boards, difference_text
 
 KEYS = ["protocol", "protocol_hash", "defense", "attack", "threat_model", "eps"]
 WORST = "worst case"
@@ -279,13 +279,14 @@ def _eps_part(runs: pd.DataFrame, grid: list[float]) -> str:
     return ", " + part if part else ""
 
 
-def headline(table: pd.DataFrame, frame: pd.DataFrame, threat: str = "linf", *, results: Results) -> str:
+def headline(table: pd.DataFrame, frame: pd.DataFrame, threat: str = "linf", *, results: Results,
+             boards: list[Board] | None = None) -> str:
     """The leaderboard in Markdown, rendered from the one leaderboard model (``bench.reporting.leaderboard``):
     per protocol hash, the ranked defenses (whole suite, every check passed) by robust accuracy at the middle
     eps, then the provisional ones (suite incomplete) with the command that completes them, then the flagged
     ones, unranked, with the checks that flagged them, why, and the attack to run next."""
     reasons = flag_reasons(results)
-    boards = {(b.protocol, b.phash): b for b in build_boards(results, threat)}
+    boards = {(b.protocol, b.phash): b for b in (boards if boards is not None else build_boards(results, threat))}
     parts = []
     worst = table[(table["attack"] == WORST) & (table["threat_model"] == threat)]
     for (protocol, phash), part in worst.groupby(["protocol", "protocol_hash"], sort=True):
