@@ -16,6 +16,7 @@ import re
 import textwrap
 import zlib
 from pathlib import Path
+from typing import Any, Iterable
 
 import matplotlib
 
@@ -25,6 +26,7 @@ import numpy as np
 import pandas as pd  # noqa: E402
 
 from bench.evaluation.intervals import accuracy_interval
+from bench.reporting.leaderboard import RANKED, status_of  # noqa: E402
 from bench.reporting.tables import WORST, partial_eps, seeds_text  # noqa: E402
 
 DPI = 150
@@ -79,8 +81,21 @@ def _stem(protocol: str, phash: str, *rest: str) -> str:
     return "_".join([_slug(f"{protocol}-{phash}")] + [_slug(r) for r in rest])
 
 
+def _status(flags: Iterable[Any]) -> str:
+    """ranked, provisional or flagged (``bench.reporting.leaderboard.status_of``) from the frame's ``flags`` cells."""
+    return status_of({name for cell in flags for name in str(cell or "").split(";") if name})
+
+
 def _flagged(part: pd.DataFrame) -> bool:
-    return any(str(f) for f in part["flags"].fillna("") if str(f))
+    """Not a trusted figure (flagged, or provisional: an incomplete suite): drawn dashed or open, never on the front."""
+    return _status(part["flags"].fillna("")) != RANKED
+
+
+def _mark(part_or_flags: pd.DataFrame | str) -> str:
+    """" (flagged)" or " (provisional)" after a label; nothing for a ranked figure."""
+    flags = part_or_flags["flags"].fillna("") if isinstance(part_or_flags, pd.DataFrame) else [part_or_flags]
+    status = _status(flags)
+    return "" if status == RANKED else f" ({status})"
 
 
 def _save(fig, out_dir: Path, stem: str, pdf: bool = True) -> list[Path]:
@@ -178,7 +193,7 @@ def accuracy_vs_eps(table: pd.DataFrame, out_dir: Path) -> list[Path]:
                 line = worst[worst["defense"] == defense]
                 flagged = _flagged(line)
                 _curve(ax, line, defense_color(defense), MARKERS[i % len(MARKERS)],
-                       defense + (" (flagged)" if flagged else ""), flagged)
+                       defense + _mark(line), flagged)
             _axes(ax, threat, worst["eps"].unique())
             attacks = _attacks(part)
             # wrapped: a partial sweep names every defense with fewer seeds, which would run off the figure
@@ -205,11 +220,11 @@ def details(table: pd.DataFrame, out_dir: Path) -> list[Path]:
             for i, (attack, line) in enumerate(sorted(runs.groupby("attack"))):
                 flagged = _flagged(line)
                 _curve(ax, line, colors[(i + 1) % 10], MARKERS[(i + 1) % len(MARKERS)],
-                       _attack_label(attack, line, grid) + (" (flagged)" if flagged else ""), flagged, lw=1.5)
+                       _attack_label(attack, line, grid) + _mark(line), flagged, lw=1.5)
             worst = part[part["attack"] == WORST]
             if not worst.empty:
                 flagged = _flagged(worst)
-                _curve(ax, worst, "#000000", "o", "worst case" + (" (flagged)" if flagged else ""), flagged, lw=3.0)
+                _curve(ax, worst, "#000000", "o", "worst case" + _mark(worst), flagged, lw=3.0)
             _axes(ax, threat, part["eps"].unique())
             ax.set_title(f"{defense}: {protocol} ({phash}), {_threat(threat)}, per attack and worst case\n"
                          + textwrap.fill(seeds_text(part) + ", " + _sample_text(part), TITLE_CHARS) + "\n"
@@ -291,11 +306,11 @@ def tradeoff(table: pd.DataFrame, out_dir: Path, eps_by_threat: dict[tuple[str, 
             xs, ys = list(100 * at["clean_mean"]), list(100 * at["robust_mean"])
             x_extent, y_extent = list(xs), list(ys)  # the bars must fit in the axes too
             at_rows = list(at.itertuples())
-            flagged = [bool(str(r.flags or "")) for r in at_rows]
-            # a flagged figure is an upper bound, never ranked: the front is drawn through trusted defenses only
+            flagged = [_status([r.flags]) != RANKED for r in at_rows]
+            # a flagged or provisional figure is an upper bound, never ranked: the front is drawn through ranked ones only
             trusted = [i for i, bad in enumerate(flagged) if not bad]
             front = [trusted[j] for j in pareto_front([(xs[i], ys[i]) for i in trusted])]
-            names = [r.defense + (" (flagged)" if flagged[i] else "") + (" *" if i in front else "")
+            names = [r.defense + _mark(str(r.flags or "")) + (" *" if i in front else "")
                      for i, r in enumerate(at_rows)]
             crowded = len(at) > MAX_LABELS
             ax.step([xs[i] for i in front], [ys[i] for i in front], where="pre", color="#555555", lw=1.5, ls=":",
