@@ -19,6 +19,7 @@ and the records say that it was.
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -38,7 +39,7 @@ from bench.evaluation.intervals import accuracy_interval
 from bench.models.digest import weights_digest
 from bench.pipeline import check_protocol, make_attack
 from bench.protocol import Protocol, check_seed, load_protocol, parse
-from bench.records import AttackRecord, ModelSummary, record_path, write_record
+from bench.records import AttackRecord, ModelSummary, lock, record_path, write_record
 from bench.records.build import update_model_summary
 from bench.records.store import REFERENCE_FOLDER, SUMMARY_NAME, folder_name, safe_name
 
@@ -85,11 +86,12 @@ class EvaluationResult:
         records of other weights (another model of the same name), unless ``force``."""
         folder = record_path(Path(results_dir), self.protocol.name, self.protocol.hash, self.name, self.seed, "any").parent
         paths = [folder / f"{rec.attack.name}.json" for rec in self.records]
-        if not force:
-            refuse_other_weights(folder, self.records[0].model.get("weights_sha256"), set(), f"model {self.name!r}")
-        for path, rec in zip(paths, self.records):
-            write_record(path, rec)
-        update_model_summary(folder)
+        with lock.held(folder, f"writing the records of {self.name} seed {self.seed} ({folder})"):
+            if not force:
+                refuse_other_weights(folder, self.records[0].model.get("weights_sha256"), set(), f"model {self.name!r}")
+            for path, rec in zip(paths, self.records):
+                write_record(path, rec)
+            update_model_summary(folder)
         return paths + [folder / SUMMARY_NAME]
 
 
@@ -334,8 +336,10 @@ def evaluate(
     options = EngineOptions(dev, resolve_precision(precision, dev), compile, progress, force)
     folder = None if results is None else record_path(Path(results), proto.name, proto.hash, name, seed, "any").parent
     settings = Settings(Path(results or "results"), Path(checkpoints), dev, False, progress)
-    evaluation = evaluate_model(proto, target, EvaluationSet(x, y, description, classes), seed, chosen, options, folder=folder,
-                                surrogate=(lambda: obtain_surrogate(proto, split, seed, settings)) if split is not None else None)
+    surrogate = (lambda: obtain_surrogate(proto, split, seed, settings)) if split is not None else None
+    with lock.held(folder, f"evaluating {name} seed {seed} ({folder})", progress) if folder is not None else nullcontext():
+        evaluation = evaluate_model(proto, target, EvaluationSet(x, y, description, classes), seed, chosen, options,
+                                    folder=folder, surrogate=surrogate)
     records, summary = evaluation.records, evaluation.summary
     worst = {float(e): w.accuracy for e, w in summary.worst_case.get(threat_model, {}).items()}
     per_attack = {rec.attack.name: {float(e): a for e, a in rec.metrics.robust_accuracy.items()} for rec in records}

@@ -15,6 +15,7 @@ Without one, the records stay in memory (``bench.evaluate`` writes them on reque
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,12 +28,13 @@ from torch import nn
 from bench.attacks.base import Attack
 from bench.data.base import EvaluationData, ImageDataset
 from bench.defenses.base import Defense
-from bench.errors import BenchError
+from bench.errors import BenchError, first_line
 from bench.evaluation import evaluate_attack
 from bench.evaluation.model_checks import model_checks
 from bench.pipeline import attack_eps_grid
 from bench.protocol import Protocol
-from bench.records import AttackRecord, ModelSummary, iter_records_in, read_record, write_record
+from bench.records import AttackRecord, ModelSummary, RecordError, iter_records_in, read_record, write_record
+from bench.records.store import set_aside
 from bench.records.build import attack_record_of, update_model_summary
 from bench.records.summary import summarize
 
@@ -128,7 +130,14 @@ def evaluate_model(protocol: Protocol, target: Target, data: EvaluationSet, seed
         for attack in attacks:
             path = _record_path(folder, attack)
             if path.exists() and not options.force:
-                reused[attack.name] = read_record(path)
+                try:
+                    reused[attack.name] = read_record(path)
+                except RecordError as exc:  # truncated, edited, or of another folder: kept aside, recomputed
+                    aside = set_aside(path)
+                    print(f"record {path} cannot be trusted ({first_line(exc.reason)[:200]}): moved to {aside.name}, "
+                          "recomputing it", file=sys.stderr)
+                    todo.append(attack)
+                    continue
                 if options.progress:
                     print(f"reusing record {path}")
             else:

@@ -20,9 +20,11 @@ hashes match. See docs/methods.md#1-data-and-protocols for the shipped protocols
 from __future__ import annotations
 
 import copy
+import difflib
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -221,6 +223,33 @@ def thaw(value: Any) -> Any:
     return value
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML as people write numbers: ``1e-3`` and ``5E4`` are numbers (YAML 1.1 reads them as strings)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$|^[-+]?\.[0-9_]+[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
+def read_yaml(text: str) -> Any:
+    """A protocol's (or a grid's, or an override's) YAML, with the numbers read as numbers."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
+def refuse_unknown(data: Mapping[str, Any], accepted: Sequence[str], where: str) -> None:
+    """Refuse keys of ``data`` that ``accepted`` lacks, naming the accepted keys and the closest match of each."""
+    unknown = [str(k) for k in data if k not in accepted]
+    if not unknown:
+        return
+    hints = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, list(accepted), n=1, cutoff=0.6)
+        hints.append(f"{where}{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    raise ConfigError(f"unknown key(s) {', '.join(hints)}; accepted: {', '.join(accepted)}")
+
+
 def check_seed(seed: Any, where: str = "seed") -> int:
     """A seed as the protocol's ``seeds`` take it (and ``--seed``): an integer from 0 to ``validate.MAX_SEED``."""
     return validate.seed(seed, where)
@@ -240,7 +269,7 @@ def builtin_protocols() -> dict[str, str]:
     out = {}
     for item in sorted(_protocol_dir().iterdir(), key=lambda p: p.name):
         if item.name.endswith(".yaml"):
-            data = yaml.safe_load(item.read_text())
+            data = read_yaml(item.read_text())
             out[item.name[: -len(".yaml")]] = str(data.get("description", "")).strip().splitlines()[0]
     return out
 
@@ -259,7 +288,7 @@ def load_protocol(name_or_path: str, overrides: list[str] | tuple[str, ...] | No
             raise UnknownNameError(f"unknown protocol {name_or_path!r}; valid protocols: {valid} (or a path to a .yaml file)")
         text, source = item.read_text(), f"bench/protocols/{name_or_path}.yaml"
     try:
-        config = yaml.safe_load(text)
+        config = read_yaml(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"protocol {source} is not valid YAML: {exc}") from None
     parse(config, source)  # the file itself must be valid before overrides are applied to it
@@ -335,10 +364,7 @@ def model_spec(source: str, data: Any) -> ModelSpec:
 
 def _training(source: str, data: Any) -> TrainingSpec:
     s = _Section(source, "training", data)
-    known = set(TRAINING_KEYS)
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"protocol {source}: unknown key(s) training.{', training.'.join(unknown)}; known: {', '.join(sorted(known))}")
+    refuse_unknown(data, TRAINING_KEYS, f"protocol {source}: training.")
     return TrainingSpec(
         epochs=s.integer("epochs"), batch_size=s.integer("batch_size"),
         lr=s.number("lr", low=0.0, low_inclusive=False),
@@ -353,10 +379,7 @@ def _training(source: str, data: Any) -> TrainingSpec:
 
 def _evaluation(source: str, data: Any) -> EvaluationSpec:
     s = _Section(source, "evaluation", data)
-    known = set(EVALUATION_KEYS)
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"protocol {source}: unknown key(s) evaluation.{', evaluation.'.join(unknown)}; known: {', '.join(sorted(known))}")
+    refuse_unknown(data, EVALUATION_KEYS, f"protocol {source}: evaluation.")
     return EvaluationSpec(s.integer("n_examples"), s.integer("batch_size"), s.choice("curve", CURVES, "independent"))
 
 
@@ -365,6 +388,8 @@ def _threat_models(source: str, data: Any) -> Mapping[str, tuple[float, ...]]:
         raise ConfigError(f"protocol {source}: threat_models must be a non-empty mapping of threat model -> {{eps: [...]}}")
     out = {}
     for threat, spec in data.items():
+        if isinstance(spec, Mapping):
+            refuse_unknown(spec, ("eps",), f"protocol {source}: threat_models.{threat}.")
         eps = spec.get("eps") if isinstance(spec, Mapping) else None
         if not (isinstance(eps, list) and eps and all(isinstance(e, (int, float)) and not isinstance(e, bool)
                                                       and math.isfinite(e) and e >= 0 for e in eps)):
@@ -393,6 +418,7 @@ def parse(config: Any, source: str) -> Protocol:
     """Check ``config`` (a resolved protocol dict) and build its typed view; the dict is not changed."""
     if not isinstance(config, dict):
         raise ConfigError(f"protocol {source} must be a mapping at the top level")
+    refuse_unknown(config, REQUIRED_SECTIONS + OPTIONAL_SECTIONS, f"protocol {source}: ")
     missing = [key for key in REQUIRED_SECTIONS if key not in config]
     if missing:
         raise ConfigError(f"protocol {source} lacks the section(s) {', '.join(missing)}; required: {', '.join(REQUIRED_SECTIONS)}")
@@ -404,8 +430,7 @@ def parse(config: Any, source: str) -> Protocol:
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"protocol {source}: seeds must not repeat, got {seeds!r}")
     name, version = config["name"], config["version"]
-    if not isinstance(name, str) or not name or "/" in name:
-        raise ConfigError(f"protocol {source}: name must be a non-empty string without '/', got {name!r}")
+    validate.name(name, f"protocol {source}: name")  # it names the results and checkpoint folders
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ConfigError(f"protocol {source}: version must be an integer >= 1, got {version!r}")
     return Protocol(
@@ -430,6 +455,8 @@ def _leaderboard(source: str, data: Any) -> LeaderboardSpec | None:
     if data is None:
         return None
     where = f"protocol {source}: leaderboard"
+    if isinstance(data, Mapping):
+        refuse_unknown(data, LEADERBOARD_KEYS, f"{where}.")
     if not isinstance(data, Mapping) or set(data) - set(LEADERBOARD_KEYS):
         raise ConfigError(f"{where} must be a mapping with the keys attacks (a list of attack names) and, optionally, "
                           f"convergence and reference (a defense name); got {data!r}")
@@ -442,6 +469,8 @@ def _leaderboard(source: str, data: Any) -> LeaderboardSpec | None:
     conv = data.get("convergence")
     if conv is None:
         return LeaderboardSpec(tuple(attacks), None, reference)
+    if isinstance(conv, Mapping):
+        refuse_unknown(conv, CONVERGENCE_KEYS, f"{where}.convergence.")
     if not isinstance(conv, Mapping) or "attack" not in conv or set(conv) - set(CONVERGENCE_KEYS):
         raise ConfigError(f"{where}.convergence must be a mapping with attack (one of leaderboard.attacks) and optionally "
                           f"steps_factor, restarts, n_examples, tolerance, eps; got {conv!r}")
@@ -507,7 +536,7 @@ def apply_override(config: dict[str, Any], override: str) -> None:
     key, _, raw = override.partition("=")
     parts = key.strip().split(".")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = read_yaml(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
     node = config

@@ -18,7 +18,8 @@ from bench.errors import BenchError, ConfigError
 from bench.pipeline import (SURROGATE_DEFENSE, DataSplit, Settings, base_chain, check_protocol, is_randomized,
                             load_data, make_attack, make_defense, obtain_model, obtain_surrogate)
 from bench.protocol import Protocol
-from bench.records import record_path
+from bench.records import lock, record_path
+from bench.records.store import usable_record
 
 
 def check_compatible(protocol: Protocol, defense: Defense, attacks: list[Attack]) -> None:
@@ -50,7 +51,7 @@ def run(protocol: Protocol, defense_name: str, attack_names: list[str], seeds: l
     for seed in seeds:
         found = [record_path(settings.results_dir, protocol.name, protocol.hash, defense.name, seed, a.name) for a in attacks]
         paths += found
-        if settings.force or not all(path.exists() for path in found):  # else nothing to train or attack
+        if settings.force or not all(usable_record(path) for path in found):  # else nothing to train or attack
             data = data or load_data(protocol)
             attack_seed(protocol, defense, seed, attacks, data, settings)
         elif settings.progress:
@@ -81,6 +82,14 @@ def refuse_other_base_weights(protocol: Protocol, defense: Defense, seed: int, d
 def attack_seed(protocol: Protocol, defense: Defense, seed: int, attacks: list[Attack], data: DataSplit,
                 settings: Settings) -> ModelEvaluation:
     """Obtain the pipeline of ``seed`` (trained, resumed or reloaded) and hand it to the engine."""
+    folder = record_path(settings.results_dir, protocol.name, protocol.hash, defense.name, seed, "any").parent
+    # held from training through the last record and the summary: a second process on this model waits, then reuses
+    with lock.held(folder, f"training or attacking {defense.name} seed {seed} ({folder})", settings.progress):
+        return _attack_seed(protocol, defense, seed, attacks, data, settings, folder)
+
+
+def _attack_seed(protocol: Protocol, defense: Defense, seed: int, attacks: list[Attack], data: DataSplit, settings: Settings,
+                 folder: Path) -> ModelEvaluation:
     device = settings.resolved_device()
     dataset = data.dataset
     ready = obtain_model(protocol, defense, data, seed, settings)
@@ -90,6 +99,5 @@ def attack_seed(protocol: Protocol, defense: Defense, seed: int, attacks: list[A
                                    dataset.num_classes)
     target = Target(defense, ready.pipeline, ready.info, is_randomized(protocol, defense))
     options = EngineOptions(device, settings.resolved_precision(), settings.compile, settings.progress, settings.force)
-    folder = record_path(settings.results_dir, protocol.name, protocol.hash, defense.name, seed, "any").parent
     return evaluate_model(protocol, target, evaluation_set, seed, attacks, options, folder=folder,
                           surrogate=lambda: obtain_surrogate(protocol, data, seed, settings))

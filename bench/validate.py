@@ -9,12 +9,13 @@ are never numbers, floats never integers (100.0 steps is a typo), and numbers ar
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from typing import Any
 
 from bench.errors import ConfigError
 
-__all__ = ["MAX_SEED", "boolean", "choice", "integer", "invalid", "number", "optional_count", "seed"]
+__all__ = ["MAX_SEED", "boolean", "choice", "integer", "invalid", "name", "number", "optional_count", "seed"]
 
 MAX_SEED = 2**31 - 1 - 10_000  # torch's generators take 64-bit seeds; room is left for derived ones (surrogates: +1000)
 
@@ -67,6 +68,19 @@ def boolean(value: Any, where: str) -> bool:
 def optional_count(value: Any, where: str) -> int | None:
     """``None`` (no limit) or an integer >= 1."""
     return None if value is None else integer(value, where)
+
+
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,79}")
+NAME_RULE = "1 to 80 letters, digits and _ . + -, starting with a letter or digit (e.g. my_resnet18)"
+
+
+def name(value: Any, where: str = "name") -> str:
+    """A name that becomes a folder and a table cell (a protocol's, a user's model's): letters, digits and
+    ``_ . + -``, starting with a letter or digit, at most 80 characters; no ``..``, no path separator,
+    nothing Markdown or HTML reads."""
+    if not isinstance(value, str) or not SAFE_NAME.fullmatch(value) or ".." in value:
+        raise ConfigError(f"{where} {value!r} is not accepted: use {NAME_RULE}")
+    return value
 
 
 def seed(value: Any, where: str = "seed") -> int:

@@ -41,7 +41,8 @@ def load_npz(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
                                   f"(it has: {', '.join(data.files) or 'nothing'})")
             x, y = data["x"], data["y"]
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise ConfigError(f"cannot read {path} as an .npz file: {exc}") from None
+        raise ConfigError(f"cannot read {path} as an .npz file ({type(exc).__name__}); save the images and labels with "
+                          "numpy.savez(path, x=images, y=labels): arrays of numbers, not objects") from None
     if x.dtype != np.uint8 and not np.issubdtype(x.dtype, np.floating):
         raise ConfigError(f"{path}: x must be uint8 (0-255) or float in [0, 1], got {x.dtype}")
     if not np.issubdtype(y.dtype, np.integer) or y.ndim != 1:

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from bench.data.augment import augment
 from bench.data.base import to_float
 from bench.defenses.base import Defense, Objective, TrainingContext
+from bench import validate
 from bench.errors import ConfigError
 from bench.registry import DEFENSES
 from regularizers import (
@@ -73,19 +74,19 @@ class SimilarityObjective(Objective):
         return {**means, "layer_weights": dict(zip(self.regularizer.tap_names, self.regularizer.similarity.layer_weights()))}
 
 
-def _check_common(alpha: float, n_images: int, pairs_per_batch: int, loss: str, reg_range: str, th: float, control: str) -> None:
-    if not alpha >= 0:
-        raise ConfigError(f"alpha must be >= 0, got {alpha!r}")
-    if n_images < 2 or pairs_per_batch < 1:
-        raise ConfigError(f"n_images must be >= 2 and pairs_per_batch >= 1, got {n_images} and {pairs_per_batch}")
-    if loss not in LOSS_KINDS:
-        raise ConfigError(f"loss must be one of {', '.join(LOSS_KINDS)}, got {loss!r}")
-    if reg_range not in REG_RANGES:
-        raise ConfigError(f"reg_range must be one of {', '.join(REG_RANGES)}, got {reg_range!r}")
-    if not 0 <= th <= 1:
-        raise ConfigError(f"th must lie in [0, 1], got {th!r}")
-    if control not in CONTROLS:
-        raise ConfigError(f"control must be one of {', '.join(CONTROLS)}, got {control!r}")
+def _check_common(name: str, alpha: float, n_images: int, pairs_per_batch: int, loss: str, reg_range: str, th: float,
+                  control: str) -> None:
+    """The regularisers' shared parameters, through the one validator (``bench.validate``)."""
+    def where(param: str) -> str:
+        return f"defense {name!r}: parameter {param!r}"
+
+    validate.number(alpha, where("alpha"))
+    validate.integer(n_images, where("n_images"), 2)
+    validate.integer(pairs_per_batch, where("pairs_per_batch"), 1)
+    validate.choice(loss, where("loss"), LOSS_KINDS)
+    validate.choice(reg_range, where("reg_range"), REG_RANGES)
+    validate.number(th, where("th"), high=1.0)
+    validate.choice(control, where("control"), CONTROLS)
 
 
 class SimilarityDefense(Defense):
@@ -161,7 +162,7 @@ def _to_model_format(images: torch.Tensor, shape: tuple[int, int, int]) -> torch
 @DEFENSES.register("pixel_sim", description="similarity regulariser with a pixel-similarity target (Attias, Pehlevan & Obeid 2024)")
 def pixel_sim(alpha: float = 10.0, th: float = 0.8, threshold: bool = True, reg_range: str = "all", n_images: int = 5000,
               pairs_per_batch: int = 16, loss: str = "artanh", color: str = "luma", control: str = "none") -> Defense:
-    _check_common(alpha, n_images, pairs_per_batch, loss, reg_range, th, control)
+    _check_common("pixel_sim", alpha, n_images, pairs_per_batch, loss, reg_range, th, control)
     if color not in ("luma", "mean"):
         raise ConfigError(f"color must be luma or mean, got {color!r}")
     return PixelSimilarity("pixel_sim", dict(alpha=float(alpha), th=float(th), threshold=bool(threshold), reg_range=reg_range,
@@ -174,7 +175,7 @@ def neural_sim(alpha: float = 20.0, recordings: list | str | None = None, thresh
                reg_range: str = "all", n_images: int = 5000, pairs_per_batch: int = 16, loss: str = "artanh",
                reliability_weighting: bool = True, v1_neurons: int = 1000, v1_repeats: int = 10,
                control: str = "none") -> Defense:
-    _check_common(alpha, n_images, pairs_per_batch, loss, reg_range, th, control)
+    _check_common("neural_sim", alpha, n_images, pairs_per_batch, loss, reg_range, th, control)
     files = [recordings] if isinstance(recordings, str) else list(recordings or [])
     if v1_neurons < 1 or v1_repeats < 2:
         raise ConfigError(f"v1_neurons must be >= 1 and v1_repeats >= 2, got {v1_neurons} and {v1_repeats}")

@@ -17,7 +17,7 @@ from bench.attacks.base import Attack
 from bench.catalog import ATTACKS, DATASETS, DEFENSES, MODELS
 from bench.data.base import ImageDataset
 from bench.defenses.base import Defense
-from bench.errors import ConfigError
+from bench.errors import ConfigError, first_line
 from bench.models.base import Classifier
 from bench.protocol import ModelSpec, Protocol, model_spec, thaw
 from bench.registry import Entry
@@ -146,5 +146,12 @@ def check_protocol(protocol: Protocol) -> None:
             bind("defense family", name, entry, protocol.defense_params(name), "<model>", where=f"defenses.{name}")
     bind("dataset", protocol.dataset.name, DATASETS.get(protocol.dataset.name), thaw(protocol.dataset.options),
          where="the protocol's dataset section")
-    bind("model", protocol.model.name, MODELS.get(protocol.model.name),
-         {**thaw(protocol.model.options), "in_channels": 1, "num_classes": 2}, where="the protocol's model section")
+    options = {**thaw(protocol.model.options), "in_channels": 1, "num_classes": 2}
+    entry = MODELS.get(protocol.model.name)
+    bind("model", protocol.model.name, entry, options, where="the protocol's model section")
+    try:  # built once, on the CPU: an option out of range (width 0) fails here, not after the data is read
+        entry.factory(**options)
+    except (ValueError, RuntimeError, TypeError) as exc:
+        given = {k: v for k, v in thaw(protocol.model.options).items()}
+        raise ConfigError(f"protocol {protocol.source}: the model section {protocol.model.name} {given} does not build "
+                          f"({type(exc).__name__}: {first_line(exc)}); check its options' values") from None

@@ -24,6 +24,7 @@ from bench.errors import BenchError, ConfigError
 from bench.models.digest import weights_digest
 from bench.pipeline.factories import build_model, make_dataset, make_defense
 from bench.protocol import Protocol, config_hash
+from bench.records import lock
 from bench.records.store import folder_name
 from bench.training import TrainResult, load_trained, train
 
@@ -73,7 +74,12 @@ class DataSplit:
 
 
 def load_data(protocol: Protocol) -> DataSplit:
+    """The protocol's data set and split; refuses an ``evaluation.n_examples`` beyond its test images (a number
+    the records would repeat while measuring fewer)."""
     dataset = make_dataset(protocol)
+    if protocol.evaluation.n_examples > len(dataset.test_y):
+        raise ConfigError(f"protocol {protocol.source}: evaluation.n_examples = {protocol.evaluation.n_examples} exceeds "
+                          f"the {len(dataset.test_y)} test images of {dataset.name}; accepted: 1 to {len(dataset.test_y)}")
     n = len(dataset.train_y)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(protocol.dataset.split_seed))
     n_val = int(round(n * protocol.dataset.val_fraction))
@@ -158,6 +164,25 @@ def _obtain_root(protocol: Protocol, defense: Defense, data: DataSplit, seed: in
         return ReadyModel(defense.wrap(model.to(device).eval()), info)
     key = training_key(protocol, defense, seed)
     folder = checkpoint_folder(settings.checkpoint_dir, protocol, defense, seed)
+    # one process trains a checkpoint folder at a time; another waits, then reloads what it finished
+    with lock.held(folder, f"training {defense.name} (seed {seed}) into {folder}", settings.progress):
+        result, trained_now, model = _train_or_load(protocol, defense, data, seed, settings, folder)
+    info = {
+        "name": protocol.model.name,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "training_key": key,
+        "checkpoint": str(folder / "final.pt"),
+        "weights_sha256": weights_digest(result.model),
+        "trained_now": trained_now,
+        "training": result.summary,
+    }
+    return ReadyModel(defense.wrap(result.model).eval(), info)
+
+
+def _train_or_load(protocol: Protocol, defense: Defense, data: DataSplit, seed: int, settings: Settings,
+                   folder: Path) -> tuple[TrainResult, bool, nn.Module]:
+    dataset = data.dataset
+    device = settings.resolved_device()
     torch.manual_seed(seed)
     model = build_model(protocol.model, dataset.channels, dataset.num_classes, dataset.channel_stats())
     defense.prepare(model)
@@ -173,16 +198,7 @@ def _obtain_root(protocol: Protocol, defense: Defense, data: DataSplit, seed: in
         result = train(model, defense.objective(ctx), ctx, data.val_indices, protocol.training, folder, settings.progress)
     elif settings.progress:
         print(f"reusing trained {defense.name} (seed {seed}) from {folder}")
-    info = {
-        "name": protocol.model.name,
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "training_key": key,
-        "checkpoint": str(folder / "final.pt"),
-        "weights_sha256": weights_digest(result.model),
-        "trained_now": trained_now,
-        "training": result.summary,
-    }
-    return ReadyModel(defense.wrap(result.model).eval(), info)
+    return result, trained_now, model
 
 
 def obtain_surrogate(protocol: Protocol, data: DataSplit, seed: int, settings: Settings) -> tuple[nn.Module, dict[str, Any]]:

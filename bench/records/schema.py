@@ -40,7 +40,12 @@ ANALYSIS_PREFIX = "analysis_"
 
 
 class RecordError(BenchError):
-    """A record that cannot be read: unreadable, of another schema or kind, or missing a field."""
+    """A record that cannot be read: unreadable, of another schema or kind, missing a field, or with values that
+    contradict each other. ``reason``: what is wrong, without the file's name or the advice."""
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason or message
 
 
 def utc_now() -> str:
@@ -101,7 +106,7 @@ class Fields:
 
     def error(self, problem: str) -> RecordError:
         return RecordError(f"record {self.path}: {problem}; it is not a valid {self.what} record "
-                           "(delete it and rerun to recompute it)")
+                           "(rerun the command that wrote it: it moves the file aside and recomputes it)", problem)
 
     def get(self, key: str, kind=ANY, optional: bool = False) -> Any:
         """The value of ``key``, of ``kind``; ``None`` when ``optional`` and absent."""

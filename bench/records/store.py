@@ -16,28 +16,23 @@ an unknown kind, or missing a field, is refused with a message naming the file.
 from __future__ import annotations
 
 import json
-import re
+import os
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from bench.errors import ConfigError
+from bench import validate
 from bench.records.atomic import write_atomic
 from bench.records.schema import SCHEMA_VERSION, Record, RecordError, check_header, record_from_dict
+from bench.records.verify import record_problems
 
-__all__ = ["SCHEMA_VERSION", "SUMMARY_NAME", "folder_name", "safe_name", "iter_records", "iter_records_in", "read_record", "record_path",
+__all__ = ["SCHEMA_VERSION", "SUMMARY_NAME", "folder_name", "safe_name", "set_aside", "usable_record", "iter_records", "iter_records_in", "read_record", "record_path",
            "summary_path", "write_json_atomic", "write_record"]
 
 
-SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,79}")
-
-
 def safe_name(name: Any, what: str = "name") -> str:
-    """A name that becomes a folder and a table cell: letters, digits and ``_ . + -``, starting with a
-    letter or digit, at most 80 characters (no path separators, no ``..``, nothing Markdown or HTML reads)."""
-    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name) or ".." in name:
-        raise ConfigError(f"{what} {name!r} is not accepted: use 1 to 80 letters, digits and _ . + -, starting with a "
-                          "letter or digit (e.g. my_resnet18)")
-    return name
+    """A name that becomes a path component: ``bench.validate.name``, the one rule for such names."""
+    return validate.name(name, what)
 
 
 def folder_name(defense: str) -> str:
@@ -67,12 +62,44 @@ def _load_json(path: Path) -> Any:
         with open(path) as fh:
             return json.load(fh)
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RecordError(f"record {path} is unreadable ({exc}); delete it and rerun to recompute it") from None
+        raise RecordError(f"record {path} is unreadable ({exc}); rerun the command that wrote it: it moves the file aside "
+                          "and recomputes it", f"unreadable: {exc}") from None
+
+
+RECOMPUTE = ("rerun the command that wrote it (bench run or bench eval with the same arguments): it moves the file "
+             "aside, keeping it, and recomputes it")
+
+
+def _verified(record: Record, path: Path) -> Record:
+    """``record`` if its values make sense together and with its folder (``bench.records.verify``)."""
+    problems = record_problems(record, path)
+    if problems:
+        raise RecordError(f"record {path} cannot be trusted: {'; '.join(problems)}; {RECOMPUTE}", "; ".join(problems))
+    return record
 
 
 def read_record(path: Path) -> Record:
-    """The typed record in ``path``; refuses other schema versions, unknown kinds and missing or wrong fields."""
-    return record_from_dict(_load_json(path), path)
+    """The typed record in ``path``; refuses other schema versions, unknown kinds, missing or wrong fields, and
+    values that contradict each other or the folder the record lies in."""
+    return _verified(record_from_dict(_load_json(path), path), path)
+
+
+def usable_record(path: Path) -> bool:
+    """Whether ``path`` holds a record that can be reused as it is."""
+    try:
+        read_record(path)
+    except (RecordError, OSError):
+        return False
+    return True
+
+
+def set_aside(path: Path) -> Path:
+    """Move a record that cannot be trusted out of the way, never deleting it: ``<name>.rejected-<UTC time>``
+    beside it (no longer a ``.json``, so no reader takes it for a record)."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    target = Path(path).with_name(f"{Path(path).name}.rejected-{stamp}")
+    os.replace(path, target)
+    return target
 
 
 SUMMARY_NAME = "summary.json"  # per-model worst case and cross-attack checks, beside the attack records
@@ -88,7 +115,7 @@ def _select(paths, kind: str | None) -> Iterator[tuple[Path, Record]]:
             data = _load_json(path)
             found = check_header(data, path)  # every file is checked, whatever its kind
             if kind is None or found == kind:
-                yield path, record_from_dict(data, path)
+                yield path, _verified(record_from_dict(data, path), path)
 
 
 REFERENCE_FOLDER = "reference"  # <results>/reference/: the shipped references, not part of <results>
