@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as exc:
         if args.debug:
             raise
-        print(f"bench: error: {exc}", file=sys.stderr)
+        print("bench: error: " + " ".join(str(exc).split()), file=sys.stderr)  # one line, whatever the message
         return 2
     except KeyboardInterrupt:
         print("bench: interrupted; finished epochs and records are kept, rerun the same command to resume", file=sys.stderr)

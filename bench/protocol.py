@@ -233,6 +233,13 @@ _Loader.add_implicit_resolver(
     list("-+0123456789."))
 
 
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error in one line: what is wrong, and where."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{getattr(exc, 'problem', None) or str(exc).splitlines()[0]}{where}"
+
+
 def read_yaml(text: str) -> Any:
     """A protocol's (or a grid's, or an override's) YAML, with the numbers read as numbers."""
     return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
@@ -290,7 +297,7 @@ def load_protocol(name_or_path: str, overrides: list[str] | tuple[str, ...] | No
     try:
         config = read_yaml(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"protocol {source} is not valid YAML: {exc}") from None
+        raise ConfigError(f"protocol {source} is not valid YAML: {yaml_problem(exc)}") from None
     parse(config, source)  # the file itself must be valid before overrides are applied to it
     for override in overrides or []:
         apply_override(config, override)

@@ -40,6 +40,8 @@ def load_npz(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
                 raise ConfigError(f"{path}: an .npz for bench eval needs arrays 'x' and 'y'; missing {', '.join(missing)} "
                                   f"(it has: {', '.join(data.files) or 'nothing'})")
             x, y = data["x"], data["y"]
+    except ConfigError:
+        raise
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise ConfigError(f"cannot read {path} as an .npz file ({type(exc).__name__}); save the images and labels with "
                           "numpy.savez(path, x=images, y=labels): arrays of numbers, not objects") from None

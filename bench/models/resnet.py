@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import nn
 
+from bench import validate
 from bench.registry import MODELS
 
 
@@ -52,4 +53,5 @@ class ResNet18(nn.Module):
 
 @MODELS.register("resnet18", description="ResNet-18 of the regulariser reference code: 7x7 stride-1 stem, no max-pool, 1 or 3 channels")
 def resnet18(in_channels: int, num_classes: int, width: int = 64) -> nn.Module:
+    validate.integer(width, "model 'resnet18': width", 1, 4096)
     return ResNet18(in_channels, num_classes, width)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from bench import validate
 from bench.registry import MODELS
 
 
@@ -30,4 +31,5 @@ class SmallCNN(nn.Module):
 
 @MODELS.register("small_cnn", description="4-conv CNN with BatchNorm (~0.2 M params at width 32): the CPU protocols' model")
 def small_cnn(in_channels: int, num_classes: int, width: int = 32) -> nn.Module:
+    validate.integer(width, "model 'small_cnn': width", 1, 4096)
     return SmallCNN(in_channels, num_classes, width)

@@ -18,7 +18,7 @@ import yaml
 
 from bench import validate
 from bench.errors import BenchError, ConfigError
-from bench.protocol import Protocol, load_protocol
+from bench.protocol import Protocol, load_protocol, read_yaml, yaml_problem
 
 GRID_KEYS = ("protocol", "defenses", "seeds", "attacks", "overrides", "executor", "workers")
 REQUIRED_KEYS = ("protocol", "defenses")
@@ -196,9 +196,9 @@ def _read(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"grid file {path} does not exist")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = read_yaml(path.read_text())
     except yaml.YAMLError as exc:
-        raise ConfigError(f"grid file {path} is not valid YAML: {exc}") from None
+        raise ConfigError(f"grid file {path} is not valid YAML: {yaml_problem(exc)}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"grid file {path} must be a mapping with the keys {', '.join(GRID_KEYS)}")
     return raw

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from bench.data.augment import augment
 from bench.data.base import to_float
 from bench.defenses.base import Objective, TrainingContext
-from bench.errors import TrainingDivergedError
+from bench.errors import CheckpointError, TrainingDivergedError, first_line
 from bench.hardware import compute_context
 from bench.protocol import TrainingSpec
 from bench.training.checkpoint import load_checkpoint, save_checkpoint
@@ -266,6 +266,14 @@ def load_trained(model: nn.Module, checkpoint_dir: Path, device: torch.device) -
     if not final.exists():
         return None
     state = load_checkpoint(final, device)
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError, TypeError, AttributeError) as exc:  # a valid dict of other shapes or keys
+        raise CheckpointError(f"checkpoint {final} does not fit this protocol's model ({type(exc).__name__}: "
+                              f"{first_line(exc)[:200]}); it was left untouched: move it away to retrain, or rerun with "
+                              "--force to retrain from scratch") from None
+    if "summary" not in state or not isinstance(state["summary"], dict):
+        raise CheckpointError(f"checkpoint {final} has no training summary: it is not a finished model of this harness; "
+                              "move it away to retrain, or rerun with --force")
     model.to(device).eval()
     return TrainResult(model, dict(state["summary"]))
