@@ -72,7 +72,7 @@ RECOMPUTE = ("rerun the command that wrote it (bench run or bench eval with the 
 
 def _verified(record: Record, path: Path) -> Record:
     """``record`` if its values make sense together and with its folder (``bench.records.verify``)."""
-    problems = record_problems(record, path)
+    problems = record_problems(record, path, folder_name)
     if problems:
         raise RecordError(f"record {path} cannot be trusted: {'; '.join(problems)}; {RECOMPUTE}", "; ".join(problems))
     return record

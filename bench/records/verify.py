@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from bench.records.schema import AttackRecord, ModelSummary
 
 __all__ = ["record_problems"]
 
@@ -41,10 +44,8 @@ def _outcomes(bits: str, n: int, accuracy: float, what: str) -> list[str]:
     return []
 
 
-def _folder_problems(record: Any, path: Path) -> list[str]:
+def _folder_problems(record: Any, path: Path, folder_name: Callable[[str], str]) -> list[str]:
     """The folder layout ``<protocol>-<hash12>/<defense>/seed<N>/``, where the record lies in one."""
-    from bench.records.store import folder_name  # the layout's own naming
-
     parts = Path(path).parent.parts
     if len(parts) < 3:
         return []
@@ -61,11 +62,10 @@ def _folder_problems(record: Any, path: Path) -> list[str]:
     return out
 
 
-def record_problems(record: Any, path: Path | str) -> list[str]:
-    """Why ``record`` (read from ``path``) cannot be trusted; empty when it can."""
-    from bench.records.schema import AttackRecord, ModelSummary
-
-    out = _folder_problems(record, Path(path))
+def record_problems(record: Any, path: Path | str, folder_name: Callable[[str], str] = lambda name: name) -> list[str]:
+    """Why ``record`` (read from ``path``) cannot be trusted; empty when it can. ``folder_name``: the results
+    layout's folder of a defense name (``bench.records.store.folder_name``)."""
+    out = _folder_problems(record, Path(path), folder_name)
     if isinstance(record, AttackRecord):
         m = record.metrics
         n = m.n_examples

@@ -217,7 +217,7 @@ def test_record_text_is_escaped(results, tmp_path):
     injected = _copy(tmp_path / "injected")
     for path in (injected / PROTO / "median_filter").rglob("*.json"):
         rec = json.loads(path.read_text())
-        rec["defense"]["name"] = PAYLOAD
+        # (a defense name is its folder's: one that is not, e.g. markup, is refused when read; its params are free text)
         rec["defense"]["params"] = {"note": PAYLOAD}
         if path.name != "summary.json":
             rec["checks"][0]["status"] = "flag"
@@ -230,10 +230,8 @@ def test_record_text_is_escaped(results, tmp_path):
     assert page.count("<script") == 2  # the page's own: the error recorder and the sorting script
     assert ESCAPED in page
     assert f"bad {ESCAPED} detail" in page  # the check detail: in the flagged table and the defense's checks
-    assert f"&#34;name&#34;: &#34;{ESCAPED}&#34;" in page or f"&quot;name&quot;: &quot;{ESCAPED}&quot;" in page
+    assert f"&#34;note&#34;: &#34;{ESCAPED}&#34;" in page or f"&quot;note&quot;: &quot;{ESCAPED}&quot;" in page
     assert "&gt;&lt;img src=x onerror=alert(2)&gt;" in page
-    dom = Dom(page)
-    assert any(ESCAPED in d or PAYLOAD in d for d in dom.column(f"flagged-table-{PROTO}", "defense", text=True))
 
 
 # --- rendered by headless Chromium --------------------------------------------------------------------------
