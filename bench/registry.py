@@ -26,6 +26,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
+from bench import validate
 from bench.errors import BenchError, UnknownNameError
 
 PLUGIN_ENTRY_POINT_GROUP = "bench.plugins"  # entry points naming plugin modules (loaded by bench.catalog)
@@ -50,7 +51,7 @@ class Registry:
         """Decorator registering a factory under ``name`` (default: the function's name)."""
 
         def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
-            key = name or factory.__name__
+            key = validate.name(name or factory.__name__, f"{self.kind} name")  # a folder and a table cell
             doc = (factory.__doc__ or "").strip().splitlines()
             text = description or (doc[0] if doc else "")
             old = self._entries.get(key)
