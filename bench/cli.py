@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from bench.errors import BenchError
@@ -238,6 +239,8 @@ def cmd_report(args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if getattr(args, "quiet", False):  # --quiet means no output but errors: libraries' warnings included
+        warnings.simplefilter("ignore")
     try:
         from bench.registry import load_plugin_module
 
