@@ -33,7 +33,7 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from bench import validate
+import bench.validate as validate
 from bench.errors import ConfigError, UnknownNameError
 
 REQUIRED_SECTIONS = ("name", "version", "description", "dataset", "model", "training", "evaluation", "threat_models", "attacks", "seeds")

@@ -26,7 +26,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from bench import validate
+import bench.validate as validate
 from bench.errors import BenchError, UnknownNameError
 
 PLUGIN_ENTRY_POINT_GROUP = "bench.plugins"  # entry points naming plugin modules (loaded by bench.catalog)

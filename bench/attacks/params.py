@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from bench import validate
+import bench.validate as validate
 from bench.errors import ConfigError
 
 

@@ -27,7 +27,7 @@ from torch import nn
 from bench.defenses.base import Defense
 from bench.defenses.transforms import (GaussianBlur, check_bool, check_int, check_number, check_odd_size, check_positive,
                                        default_kernel_size, depthwise_conv)
-from bench import validate
+import bench.validate as validate
 from bench.errors import ConfigError
 from bench.registry import DEFENSES
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from bench.data.augment import augment
 from bench.data.base import to_float
 from bench.defenses.base import Defense, Objective, TrainingContext
-from bench import validate
+import bench.validate as validate
 from bench.errors import ConfigError
 from bench.registry import DEFENSES
 from regularizers import (

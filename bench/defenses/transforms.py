@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.defenses.base import Defense, attack_view
-from bench import validate
+import bench.validate as validate
 from bench.errors import ConfigError
 from bench.registry import DEFENSES
 

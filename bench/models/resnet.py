@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import nn
 
-from bench import validate
+import bench.validate as validate
 from bench.registry import MODELS
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from bench import validate
+import bench.validate as validate
 from bench.registry import MODELS
 
 

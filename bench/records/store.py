@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from bench import validate
+import bench.validate as validate
 from bench.records.atomic import write_atomic
 from bench.records.schema import SCHEMA_VERSION, Record, RecordError, check_header, record_from_dict
 from bench.records.verify import record_problems

@@ -18,7 +18,7 @@ from bench.records.results import Results, load_results
 from bench.evaluation.intervals import PairedComparison, compare_outcome_strings, hierarchical_interval
 from bench.protocol import middle_eps
 from bench.records.schema import AttackRecord, flags
-from bench.reporting.leaderboard import FLAGGED, PROVISIONAL, Board, Entry, build_boards, difference_text
+from bench.reporting.leaderboard import FLAGGED, PROVISIONAL, Board, Entry, build_boards, difference_text, interval_text
 
 KEYS = ["protocol", "protocol_hash", "defense", "attack", "threat_model", "eps"]
 WORST = "worst case"
@@ -110,19 +110,12 @@ def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values(["protocol", "protocol_hash", "defense", "threat_model", "_worst", "attack", "eps"]).drop(columns="_worst").reset_index(drop=True)
 
 
-def _ci(mean: float, low: float, high: float, std: float = 0.0, seeds: int = 1) -> str:
-    """An accuracy in percent with its 95 % interval (mean ± std when no interval could be computed)."""
-    if low is None or pd.isna(low):
-        return f"{100 * mean:.1f}" if seeds < 2 else f"{100 * mean:.1f} ± {100 * std:.1f}"
-    return f"{100 * mean:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
-
-
 def robust_text(r) -> str:
-    return _ci(r.robust_mean, getattr(r, "robust_low", None), getattr(r, "robust_high", None), r.robust_std, r.seeds)
+    return interval_text(r.robust_mean, getattr(r, "robust_low", None), getattr(r, "robust_high", None), r.robust_std, r.seeds)
 
 
 def clean_text(r) -> str:
-    return _ci(r.clean_mean, getattr(r, "clean_low", None), getattr(r, "clean_high", None), r.clean_std, r.seeds)
+    return interval_text(r.clean_mean, getattr(r, "clean_low", None), getattr(r, "clean_high", None), r.clean_std, r.seeds)
 
 
 def _pct(value) -> str:

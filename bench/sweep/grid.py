@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from bench import validate
+import bench.validate as validate
 from bench.errors import BenchError, ConfigError
 from bench.protocol import Protocol, load_protocol, read_yaml, yaml_problem
 

@@ -149,3 +149,16 @@ def test_every_module_imports_alone():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
+
+
+def test_no_module_imports_the_top_level_package():
+    """``bench/__init__`` imports ``bench.api`` (lazily) and so everything: a module that imports the package
+    itself (``from bench import x``) closes a circle through it; import the submodule (``import bench.x as x``)."""
+    offending = []
+    for module, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and not node.level and node.module == "bench":
+                offending.append(f"{module}: {ast.unparse(node)}")
+            if isinstance(node, ast.Import) and any(alias.name == "bench" for alias in node.names):
+                offending.append(f"{module}: {ast.unparse(node)}")
+    assert offending == []
