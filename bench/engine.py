@@ -180,7 +180,7 @@ def _run_attacks(protocol: Protocol, target: Target, data: EvaluationSet, seed: 
         m = min(attack.n_examples or n, n)
         t0 = time.perf_counter()
         outcome = evaluate_attack(target.pipeline, attack, x[:m], y[:m], attack_eps_grid(protocol, attack), batch_size, seed,
-                                  options.progress, protocol.evaluation.curve, target.randomized, compile=options.compile,
+                                  options.progress, attack.curve or protocol.evaluation.curve, target.randomized, compile=options.compile,
                                   precision=options.precision)
         record = attack_record_of(protocol, target.defense, seed, attack, data.description, target.info, outcome,
                                   options.device, pipeline_checks, surrogate_info if attack.needs_surrogate else None)

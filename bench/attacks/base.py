@@ -49,7 +49,8 @@ class Attack(ABC):
     """``params``: the attack's own parameters, as its factory declared and validated them. The harness's
     controls of a run are declared fields, not hidden keys: ``n_examples`` (attack only the first n
     evaluation images; None: all), ``eps_grid`` (the eps it runs at, when not its threat model's whole
-    grid) and ``tolerance`` (a convergence rerun: the accuracy drop that flags its attack)."""
+    grid), ``tolerance`` (a convergence rerun: the accuracy drop that flags its attack) and ``curve``
+    (how it walks the grid when not as the protocol says: the convergence rerun attacks every eps afresh)."""
 
     name: str
     threat_model: str  # a key of THREAT_MODELS: selects the protocol's eps grid
@@ -58,6 +59,7 @@ class Attack(ABC):
     n_examples: int | None = None
     eps_grid: tuple[float, ...] | None = None
     tolerance: float | None = None
+    curve: str | None = None
 
     def __post_init__(self) -> None:
         """Subclasses type and validate ``params`` here (e.g. ``PGD.settings``)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +28,7 @@ from bench.registry import ATTACKS
 
 LOSSES = ("ce", "margin", "dlr")
 TARGET_LOSSES = ("margin", "dlr")
+TARGET_ORDERS = ("logits", "malt")
 
 
 def attack_loss(logits: torch.Tensor, y: torch.Tensor, loss: str = "ce", target: torch.Tensor | None = None) -> torch.Tensor:
@@ -106,6 +107,41 @@ ADAPTIVE_RHO = 0.75  # halve the step where fewer than this fraction of steps si
 ADAPTIVE_MOMENTUM = 0.75
 
 
+def target_classes(model: nn.Module, x: torch.Tensor, y: torch.Tensor, k: int, order: str = "logits",
+                   dual_norm: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """The ``k`` wrong classes (at most all of them) each example's targeted runs aim at, best first.
+
+    ``logits``: the most likely wrong classes of the clean input (APGD-T's choice). ``malt``: the
+    classes whose decision boundary is nearest under a linear model of the logits at the input,
+    (z_y - z_t) / ||grad z_y - grad z_t||_* with the threat's dual norm (MALT, Melamed, Yehudai &
+    Shamir 2024): a class the logits rank low but whose margin a small perturbation closes comes
+    first. One gradient pass per class, on the clean inputs."""
+    with torch.no_grad():
+        logits = model(x).float()
+    k = min(k, logits.shape[1] - 1)
+    if order == "logits":
+        return logits.scatter(1, y[:, None], float("-inf")).topk(k, dim=1).indices
+    n = CPU_GRADIENT_CHUNK if x.device.type == "cpu" else len(x)
+    parts = []
+    for i in range(0, len(x), n):
+        xs, ys = x[i:i + n].detach().requires_grad_(True), y[i:i + n]
+        with torch.enable_grad():
+            z = gradient_forward(model)(xs).float()
+            if not z.requires_grad:  # no gradient reaches the input: fall back to the logits' order
+                parts.append(z.detach().scatter(1, ys[:, None], float("-inf")).topk(k, dim=1).indices)
+                continue
+            grads = torch.stack([torch.autograd.grad(z[:, c].sum(), xs, retain_graph=c < z.shape[1] - 1)[0]
+                                 for c in range(z.shape[1])], dim=1)  # [b, classes, ...]
+        zd = z.detach()
+        gap = zd.gather(1, ys[:, None]) - zd  # z_y - z_t >= 0 for wrong classes of a correct example
+        diff = (grads - grads[torch.arange(len(ys)), ys][:, None]).flatten(2)
+        scale = dual_norm(diff.flatten(0, 1)).view(len(ys), -1)
+        distance = gap / (scale + 1e-12)
+        distance = distance.scatter(1, ys[:, None], float("inf"))
+        parts.append(distance.topk(k, dim=1, largest=False).indices)
+    return torch.cat(parts)
+
+
 class FGSM(Attack):
     mixed_precision = True
 
@@ -131,6 +167,7 @@ class PGDSettings:
     schedule: str = "constant"
     momentum: float = 0.0
     target_loss: str = "margin"
+    target_order: str = "logits"  # which wrong classes the targeted runs aim at: the most likely, or MALT's nearest
     early_stop: bool = True  # keep each example's first success; False: the last iterate (adversarial training)
 
     @classmethod
@@ -144,13 +181,14 @@ class PGDSettings:
         s = cls(**params)
         int_param(attack, "steps", s.steps)
         float_param(attack, "rel_stepsize", s.rel_stepsize)
-        int_param(attack, "restarts", s.restarts)
+        int_param(attack, "restarts", s.restarts, minimum=0 if s.targets else 1)
         bool_param(attack, "random_start", s.random_start)
         choice_param(attack, "loss", s.loss, LOSSES)
         int_param(attack, "targets", s.targets, minimum=0)
         choice_param(attack, "schedule", s.schedule, SCHEDULES)
         float_param(attack, "momentum", s.momentum, low_inclusive=True, high=1.0, high_inclusive=False)
         choice_param(attack, "target_loss", s.target_loss, TARGET_LOSSES)
+        choice_param(attack, "target_order", s.target_order, TARGET_ORDERS)
         bool_param(attack, "early_stop", s.early_stop)
         return replace(s, rel_stepsize=float(s.rel_stepsize), momentum=float(s.momentum))
 
@@ -190,9 +228,7 @@ class PGD(Attack):
         runs: list[tuple[str, int | None]] = [(loss, None)] * restarts + [(target_loss, k) for k in range(p.targets)]
         targets = None
         if len(runs) > restarts:
-            with torch.no_grad():
-                wrong = model(x).float().scatter(1, y[:, None], float("-inf"))
-            targets = wrong.topk(min(len(runs) - restarts, wrong.shape[1] - 1), dim=1).indices
+            targets = target_classes(model, x, y, len(runs) - restarts, p.target_order, threat.dual_norm)
             runs = runs[: restarts + targets.shape[1]]
         # Early stop: only examples not yet fooled are stepped (the model is in eval mode, so
         # each example's trajectory is independent of the others in its batch).
@@ -321,15 +357,16 @@ def fgsm() -> Attack:
 @ATTACKS.register("pgd", description="projected gradient descent, L_inf, random start, keeps each example's first success (Madry et al. 2018)")
 def pgd(steps: int = _D.steps, rel_stepsize: float = _D.rel_stepsize, restarts: int = _D.restarts,
         random_start: bool = _D.random_start, loss: str = _D.loss, targets: int = _D.targets, schedule: str = _D.schedule,
-        momentum: float = _D.momentum, target_loss: str = _D.target_loss) -> Attack:
+        momentum: float = _D.momentum, target_loss: str = _D.target_loss, target_order: str = _D.target_order) -> Attack:
     return PGD("pgd", "linf", _params("pgd", steps=steps, rel_stepsize=rel_stepsize, restarts=restarts, random_start=random_start,
-                                      loss=loss, targets=targets, schedule=schedule, momentum=momentum, target_loss=target_loss))
+                                      loss=loss, targets=targets, schedule=schedule, momentum=momentum, target_loss=target_loss,
+                                      target_order=target_order))
 
 
 @ATTACKS.register("pgd_l2", description="projected gradient descent, L_2, random start in the ball, normalised gradient steps")
 def pgd_l2(steps: int = _D.steps, rel_stepsize: float = _D.rel_stepsize, restarts: int = _D.restarts,
            random_start: bool = _D.random_start, loss: str = _D.loss, targets: int = _D.targets, schedule: str = _D.schedule,
-           momentum: float = _D.momentum, target_loss: str = _D.target_loss) -> Attack:
+           momentum: float = _D.momentum, target_loss: str = _D.target_loss, target_order: str = _D.target_order) -> Attack:
     return PGD("pgd_l2", "l2", _params("pgd_l2", steps=steps, rel_stepsize=rel_stepsize, restarts=restarts,
                                        random_start=random_start, loss=loss, targets=targets, schedule=schedule, momentum=momentum,
-                                       target_loss=target_loss))
+                                       target_loss=target_loss, target_order=target_order))

@@ -37,6 +37,11 @@ class Linf:
     def norm(delta: torch.Tensor) -> torch.Tensor:
         return delta.flatten(1).abs().amax(dim=1)
 
+    @staticmethod
+    def dual_norm(g: torch.Tensor) -> torch.Tensor:
+        """L_1: a linear function's change over the L_inf ball of radius 1."""
+        return g.flatten(1).abs().sum(dim=1)
+
 
 class L2:
     name = "l2"
@@ -61,6 +66,10 @@ class L2:
     @staticmethod
     def norm(delta: torch.Tensor) -> torch.Tensor:
         return delta.flatten(1).norm(p=2, dim=1)
+
+    @staticmethod
+    def dual_norm(g: torch.Tensor) -> torch.Tensor:
+        return g.flatten(1).norm(p=2, dim=1)
 
 
 class Corruption:

@@ -118,8 +118,9 @@ def convergence_attack(protocol: Protocol) -> Attack:
                               f"not in the {base.threat_model} grid of {conv.attack!r}; accepted: "
                               + ", ".join(f"{e:g}" for e in grid if e > 0) + " (set leaderboard.convergence.eps with the grid)")
         eps_grid = tuple(e for e in grid if e == 0 or e in conv.eps)  # eps 0 stays: its check is free
+    # every eps afresh, whatever the protocol's curve: the independent check on a subset (monotone_in_eps)
     return type(base)(conv.record_name, base.threat_model, params, n_examples=conv.n_examples, eps_grid=eps_grid,
-                      tolerance=conv.tolerance)
+                      tolerance=conv.tolerance, curve="independent")
 
 
 def attack_eps_grid(protocol: Protocol, attack: Attack) -> list[float]:

@@ -125,7 +125,7 @@ def test_gradient_clipping_is_optional_and_checked(tmp_path):
 
 def test_the_typed_view_reads_the_file_and_the_hash_reads_the_dict_as_written():
     p = load_protocol("quick")
-    assert p.training.schedule == "cosine" and p.training.epochs == 8 and p.evaluation.curve == "independent"
+    assert p.training.schedule == "cosine" and p.training.epochs == 8 and p.evaluation.curve == "descending"
     assert p.eps_grid("linf")[0] == 0.0 and p.seeds == (0,) and p.model.options["width"] == 32
     assert p.config["defenses"]["neural_sim"]["recordings"] is None  # None stays None in what is hashed
     with pytest.raises(TypeError):
