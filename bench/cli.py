@@ -14,6 +14,7 @@ from pathlib import Path
 from bench.errors import BenchError
 
 LIST_KINDS = ("defenses", "attacks", "datasets", "models", "protocols")
+DEFAULT_PROTOCOL = "quick"  # what run and eval use without --protocol (the HTML report opens on it: bench.reporting.html)
 
 
 def _common() -> argparse.ArgumentParser:
@@ -32,8 +33,23 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", parents=[common], help="list registered components with a one-line description")
     p.add_argument("kind", nargs="?", choices=LIST_KINDS, help="what to list (default: everything)")
 
-    p = sub.add_parser("run", parents=[common], help="train (or reuse) a defense and attack it under a protocol")
-    p.add_argument("--protocol", default="quick", help="a shipped protocol name or a path to a .yaml file (default: quick)")
+    p = sub.add_parser(
+        "run", parents=[common], help="train (or reuse) a defense and attack it under a protocol",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train a registered defense (or reuse its checkpoint) and attack it with the\n"
+                    "protocol's leaderboard suite: one record per attack and seed under\n"
+                    "--results. Records already there are reused, so an interrupted or extended\n"
+                    "run picks up where it stopped. `bench list` names the defenses, attacks and\n"
+                    "protocols.",
+        epilog="examples:\n"
+               "  # the quick protocol's whole leaderboard suite on neural_sim, every seed\n"
+               "  bench run --defense neural_sim\n"
+               "  # one seed and one attack first (the rest of the suite can follow later)\n"
+               "  bench run --defense gaussian_blur --seed 0 --attack pgd\n"
+               "  # then the leaderboard page, reports/index.html\n"
+               "  bench report --html")
+    p.add_argument("--protocol", default=DEFAULT_PROTOCOL,
+                   help=f"a shipped protocol name or a path to a .yaml file (default: {DEFAULT_PROTOCOL})")
     p.add_argument("--defense", default="baseline", help="registered defense name (default: baseline)")
     p.add_argument("--attack", action="append", default=None,
                    help="registered attack name, repeatable; default: the protocol's leaderboard suite; all: every attack it configures")
@@ -50,23 +66,41 @@ def parser() -> argparse.ArgumentParser:
                    help="of PGD's and FGSM's gradient passes; every success is confirmed in fp32 (default auto: bf16 on a "
                         "GPU or a CPU with AMX or AVX512-BF16; recorded)")
 
-    p = sub.add_parser("eval", parents=[common], help="evaluate a network trained elsewhere (a factory + weights, or TorchScript)",
-                       description="Evaluate a network trained elsewhere with the same engine, suite and checks as a registered "
-                                   "defense. On the protocol's own images and eps grid (the default) its records land under the "
-                                   "protocol's hash, ranked in the same leaderboard as the defenses.",
-                       epilog="example: bench eval --model net.py:make_net --weights net.pt --name my_net && bench report --with-references")
-    p.add_argument("--model", default=None, metavar="FILE.py:FACTORY", help="path/to/file.py:factory or package.module:factory "
-                   "returning an nn.Module that maps images in [0, 1] to logits (with --weights)")
-    p.add_argument("--weights", type=Path, default=None, help="state-dict file for --model (read with weights_only=True)")
+    p = sub.add_parser(
+        "eval", parents=[common], help="evaluate a network trained elsewhere (a factory + weights, or TorchScript)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        usage="bench eval (--model FILE.py:FACTORY --weights FILE | --torchscript FILE)\n"
+              "                  --name NAME [options]",
+        description="Evaluate a network trained elsewhere with the same engine, attack suite and\n"
+                    "sanity checks as a registered defense. The network: --model (a factory\n"
+                    "returning an nn.Module that maps images in [0, 1] to logits) with --weights\n"
+                    "(its state dict), or --torchscript (an archive with its weights). On the\n"
+                    "protocol's own images and eps grid (the default) its records land under the\n"
+                    "protocol's hash, ranked in the same leaderboard as the defenses.",
+        epilog="examples:\n"
+               "  # a factory in net.py and its state dict, on the quick protocol's images\n"
+               "  bench eval --model net.py:make_net --weights net.pt --name my_net\n"
+               "  # a TorchScript archive, L2 attacks\n"
+               "  bench eval --torchscript net.ts --name my_net --threat l2\n"
+               "  # then your network beside the shipped defenses\n"
+               "  bench report --html --with-references")
+    network = p.add_mutually_exclusive_group(required=True)
+    network.add_argument("--model", default=None, metavar="FILE.py:FACTORY",
+                         help="path/to/file.py:factory or package.module:factory returning an nn.Module that maps images in "
+                              "[0, 1] to logits; needs --weights")
+    network.add_argument("--torchscript", type=Path, default=None, metavar="FILE",
+                         help="a TorchScript archive instead of --model/--weights")
+    p.add_argument("--weights", type=Path, default=None, metavar="FILE",
+                   help="state-dict file for --model (read with weights_only=True)")
     p.add_argument("--random-init", action="store_true", help="evaluate --model as its factory initialises it, without --weights")
-    p.add_argument("--torchscript", type=Path, default=None, help="a TorchScript archive instead of --model/--weights")
     p.add_argument("--data", default=None, help="default: the protocol's own evaluation images (ranked beside its defenses); "
                    "or an .npz with x and y, a folder of class subfolders of images, or a registered data set (its test split)")
     p.add_argument("--n", type=int, default=None, help="evaluate only the first N images")
     p.add_argument("--name", required=True, help="how records and reports name the model (letters, digits, _ . + -)")
     p.add_argument("--data-name", default=None, help="how records name the data (default: the file, folder or data set name)")
-    p.add_argument("--protocol", default="quick", help="protocol giving data, eps grids and attack parameters (default: quick)")
-    p.add_argument("--threat-model", "--threat", dest="threat_model", default="linf",
+    p.add_argument("--protocol", default=DEFAULT_PROTOCOL,
+                   help=f"protocol giving data, eps grids and attack parameters (default: {DEFAULT_PROTOCOL})")
+    p.add_argument("--threat", "--threat-model", dest="threat_model", default="linf", metavar="THREAT",
                    help="linf, l2 or a noise threat model of the protocol (default: linf)")
     p.add_argument("--attack", action="append", default=None,
                    help="attack name, repeatable (default: the protocol's leaderboard suite)")
@@ -105,12 +139,23 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--with-references", nargs="?", type=Path, const=Path("results/reference"), default=None, metavar="DIR",
                    help="show the shipped reference results (default DIR: results/reference) beside yours, labelled [reference]")
 
-    p = sub.add_parser("compare", parents=[common], help="two defenses, paired over the same images and seeds: differences with intervals")
+    p = sub.add_parser(
+        "compare", parents=[common], help="two defenses, paired over the same images and seeds: differences with intervals",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="A minus B, per protocol both ran and per eps, paired over the same test\n"
+                    "images and seeds: the difference in points with its 95 % confidence interval\n"
+                    "and p-value. A side that is flagged or provisional on the leaderboard is\n"
+                    "named, and its robust differences are not marked significant.",
+        epilog="examples:\n"
+               "  bench compare neural_sim baseline --results results/reference\n"
+               "  bench compare gaussian_blur baseline --attack pgd_l2 --threat l2")
     p.add_argument("a", help="defense as you ran it (neural_sim) or as the reports label it (the difference is a minus b)")
     p.add_argument("b", help="the defense compared against, e.g. baseline")
     p.add_argument("--results", type=Path, default=Path("results"), help="folder of result records (default: ./results)")
-    p.add_argument("--threat-model", "--threat", dest="threat", default="linf", help="threat model (default: linf)")
-    p.add_argument("--attack", default="worst case", help="an attack's name, or 'worst case' over the suite (default)")
+    p.add_argument("--threat", "--threat-model", dest="threat", default="linf", metavar="THREAT",
+                   help="threat model: linf, l2 or a noise threat model (default: linf)")
+    p.add_argument("--attack", default="worst case",
+                   help="an attack's name, or worst_case (also 'worst case'): per example, the worst over the suite (default)")
     p.add_argument("--all-versions", action="store_true",
                    help="also compare on older versions of a protocol (by default only each protocol's newest)")
     p.add_argument("--with-references", nargs="?", type=Path, const=Path("results/reference"), default=None, metavar="DIR",
@@ -201,7 +246,8 @@ def cmd_eval(args) -> None:
                           for lo, hi in [result.interval(e)])
         print(f"{args.name}: clean {result.clean_accuracy:.3f}; worst case over {', '.join(result.per_attack)} "
               f"(95 % Wilson interval over {result.n_examples} images): {worst}")
-        print(f"checks: {'FLAGGED ' + ', '.join(result.flagged) if result.flagged else 'all pass'}")
+        print(f"sanity checks, every attack's and across attacks: "
+              f"{'FLAGGED ' + ', '.join(result.flagged) if result.flagged else 'all pass'}")
         print(f"{len(result.paths)} record(s) under {args.results}; protocol {result.protocol.name} hash "
               f"{result.protocol.short_hash}")
 

@@ -1,28 +1,32 @@
-"""``reports/index.html``: one self-contained page that leads with the answer.
+"""``reports/index.html``: one static page that leads with the answer.
 
-Per protocol (and hash), in this order:
+Per protocol (and hash), the default protocol (``quick``) first, in this order:
 
-1. the leaderboard: one row per defense, its clean accuracy and its L_inf worst case over the attacks
-   run (the leaderboard robust accuracy) at the protocol's headline eps (``tables.reference_eps``),
-   with a 95 % Wilson interval over the examples; trusted defenses ranked, flagged ones listed apart
-   below them with the flagged checks and their detail text;
-2. the figures (accuracy against eps per threat model, the clean/robust trade-off), inlined;
-3. per defense: its attacks x eps table, every check with its numbers, its training history.
+1. the answer in two sentences, then the leaderboard: one row per defense, its status, its clean accuracy and
+   its L_inf worst case over the attacks run (the leaderboard robust accuracy) at the protocol's headline eps,
+   each with its 95 % confidence interval, and its paired difference to the reference defense with its p-value;
+   trusted defenses ranked, provisional and flagged ones in groups of their own below them. The legend says
+   once how the numbers were measured. Every eps, the seeds, n, the attacks and the checks are behind a click;
+2. one line per flagged defense: what failed, in words, and the attack to run next, the numbers behind a click;
+3. the figures (accuracy against eps per threat model, the clean/robust trade-off), linked: the files
+   ``bench report`` writes beside the page;
+4. per defense, collapsed: its configuration, its attacks x eps table, every check with its numbers, its
+   training history.
 
-Every row of the long table (one per protocol, defense, attack, threat model and eps) and every
-record's resolved configuration come last, collapsed.
+Every row of the long table (one per protocol, defense, attack, threat model and eps) and a list of the
+records (each linked, each protocol's resolved configuration once) come last, collapsed.
 
 Rendered with Jinja2 from ``templates/report.html.j2`` with autoescaping on: every piece of text from
-a record is escaped by the template. No server, no network: CSS, the sorting script and the images
-(base64 data URIs) are inline. Sorting: click a column header (again to reverse); numeric columns
-sort on a ``data-sort`` value, missing values last. ``#sort=KEY`` or ``#sort=KEY:desc`` in the URL
-sorts every table with that column on load. ``<html data-errors>`` collects script errors
-(``window.onerror``), for headless checks; ``<body data-images-loaded>`` says whether every image loaded.
+a record is escaped by the template. No server, no network: CSS and the sorting script are inline, the
+figures are files of the same folder. Sorting: click a column header (again to reverse); numeric columns
+sort on a ``data-sort`` value, missing values last; the leaderboard sorts within each group (ranked,
+provisional, flagged). ``#sort=KEY`` or ``#sort=KEY:desc`` in the URL sorts every table with that column
+on load. ``<html data-errors>`` collects script errors (``window.onerror``), for headless checks;
+``<body data-images-loaded>`` says whether every image loaded.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 from dataclasses import dataclass, field
@@ -34,19 +38,38 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from bench.errors import BenchError
+from markupsafe import Markup, escape
+
 from bench.evaluation.checks import next_attack
 from bench.records.results import ModelResults, Results, load_results, outdated_protocols
 from bench.records.schema import Check
-from bench.reporting.leaderboard import CONFIDENCE, Board, Entry, build_boards, mean_pm_text, slug
+from bench.reporting.leaderboard import (CONFIDENCE, FLAGGED, PROVISIONAL, RANKED, Board, Entry, bracket_text, build_boards,
+                                         is_suite_check, p_value_text, points_text, slug)
 from bench.reporting.plots import _stem
-from bench.reporting.tables import WORST, randomized_caveat, records_frame, summary_table
+from bench.reporting.tables import WORST, add_p_values, clean_text, randomized_caveat, records_frame, robust_text, summary_table
 
 INDEX_NAME = "index.html"
 TEMPLATE = "report.html.j2"
 HEADLINE_THREAT = "linf"
-MIME = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
-        ".webp": "image/webp"}
-IMAGE_SUFFIXES = set(MIME)
+DEFAULT_PROTOCOL = "quick"  # what `bench run` and `bench eval` use without --protocol (bench.cli.DEFAULT_PROTOCOL)
+IMAGE_SUFFIXES = {".png", ".svg", ".jpg", ".jpeg", ".gif", ".webp"}
+STATUS_WORDS = {RANKED: "trusted", PROVISIONAL: "provisional", FLAGGED: "flagged"}
+
+# What a flagged check suspects, in words (docs/methods.md#8-sanity-checks), by check name without its
+# threat-model suffix; in the order of how much they say about the attack (the first one's advice leads)
+CHECK_WORDS = {
+    "gradients_informative": "its input gradients are zero or non-finite",
+    "loss_increases_along_path": "gradient steps raise the loss no more than random steps",
+    "white_box_beats_black_box": "a black-box attack beats the gradient attacks",
+    "unbounded_attack_succeeds": "an unbounded attack does not break it",
+    "iterative_beats_single_step": "PGD leaves more accuracy than FGSM",
+    "attack_converged": "a longer attack run lowers the accuracy further",
+    "monotone_in_eps": "accuracy rises with eps",
+    "repeated_passes_agree": "two passes on the same image disagree",
+    "eps_zero_matches_clean": "accuracy at eps 0 differs from the clean accuracy",
+    "adversarial_examples_valid": "some adversarial examples were invalid",
+    "leaderboard_suite_complete": "part of the leaderboard suite has not run",
+}
 THREAT_NAMES = {"linf": "L∞", "l2": "L2", "gaussian_noise": "Gaussian noise", "uniform_noise": "uniform noise",
                 "salt_pepper": "salt-and-pepper noise"}
 
@@ -106,11 +129,13 @@ class Defense:
     label: str
     slug: str
     row: Entry | None
+    config: str  # the defense's configuration (its records' "defense" section), compact
     eps_tables: list[dict]  # per threat model: {"threat", "grid", "rows": [(attack, worst?, [cell...])]}
     checks: list[dict]  # {"seed", "scope", "name", "passed", "status", "detail", "numbers"}
     histories: list[dict]  # {"seed", "epochs": [...], "best_epoch", "seconds"}
     notes: list[str]
     detail_figures: list[dict]
+    several: bool = False  # several seeds
 
 
 @dataclass
@@ -122,6 +147,9 @@ class Section:
     trusted: list[Entry]
     provisional: list[Entry]
     flagged: list[Entry]
+    flag_lines: list[dict]
+    legend: dict
+    grid: list[float]
     baseline: str | None
     several_seeds: bool
     attacks: list[str]
@@ -141,8 +169,7 @@ def _eps_tables(table: pd.DataFrame) -> list[dict]:
         rows = []
         for attack, rs in part.groupby("attack", sort=False):
             by_eps = {r.eps: r for r in rs.itertuples()}
-            cells = [("" if e not in by_eps else mean_pm_text(by_eps[e].robust_mean, by_eps[e].robust_std, by_eps[e].seeds),
-                      bool(e in by_eps and by_eps[e].flags)) for e in grid]
+            cells = [("" if e not in by_eps else robust_text(by_eps[e]), bool(e in by_eps and by_eps[e].flags)) for e in grid]
             rows.append({"attack": attack, "worst": attack == WORST, "cells": cells})
         rows.sort(key=lambda r: (r["worst"], r["attack"]))
         out.append({"threat": threat, "threat_name": _threat(threat), "grid": [f"{e:g}" for e in grid], "rows": rows})
@@ -151,11 +178,22 @@ def _eps_tables(table: pd.DataFrame) -> list[dict]:
 
 
 def _checks(models: list[ModelResults]) -> list[dict]:
-    out = []
+    """A defense's checks: each flagged one per seed with its numbers; the passing ones one row per scope and
+    check, with the seeds they passed on and the first seed's sentence (their numbers are in the records)."""
+    out: list[dict] = []
+    passing: dict[tuple[str, str], dict] = {}
 
     def add(seed, scope, c: Check):
+        if c.passed:
+            row = passing.get((scope, c.name))
+            if row is None:
+                row = passing[(scope, c.name)] = {"seeds": [], "scope": scope, "name": c.name, "passed": True,
+                                                  "status": c.status, "detail": c.detail, "numbers": []}
+                out.append(row)
+            row["seeds"].append(seed)
+            return
         numbers = [(k, _compact(v)) for k, v in c.numbers.items() if k != "attack"]
-        out.append({"seed": seed, "scope": scope, "name": c.name, "passed": c.passed, "status": c.status,
+        out.append({"seeds": [seed], "scope": scope, "name": c.name, "passed": False, "status": c.status,
                     "detail": c.detail, "numbers": numbers})
 
     for m in models:
@@ -165,7 +203,10 @@ def _checks(models: list[ModelResults]) -> list[dict]:
                 add(seed, f"{rec.attack.name} ({_threat(rec.attack.threat_model)})", c)
         for c in m.summary.cross_attack_checks:
             add(seed, "across attacks" + (f" ({_threat(c.threat_model)})" if c.threat_model else ""), c)
-    return out
+    order = {}
+    for row in out:
+        order.setdefault(row["scope"], len(order))
+    return sorted(out, key=lambda r: (r["passed"], order[r["scope"]]))
 
 
 def _history(model: ModelResults) -> dict | None:
@@ -183,26 +224,86 @@ def _history(model: ModelResults) -> dict | None:
             "seconds": None if training.get("train_seconds") is None else f"{training['train_seconds']:.0f}"}
 
 
-def _data_uri(path: Path) -> str | None:
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    return f"data:{MIME[path.suffix.lower()]};base64," + base64.b64encode(data).decode("ascii")
-
-
 def _figure(img: Path, reports_dir: Path, pdfs: dict) -> dict:
+    """A figure of the page, linked (a file beside the page), not inlined: the page stays small."""
     rel = Path(os.path.relpath(img, reports_dir)).as_posix()
     alt = next((a for prefix, a in FIGURE_ALT.items() if img.stem.startswith(prefix)), f"Figure {img.stem.replace('_', ' ')}")
     pdf = pdfs.get((img.parent, img.stem))
-    src = _data_uri(img)
-    return {"src": src if src is not None else rel, "file": rel, "alt": alt, "missing": src is None,
+    return {"src": rel, "file": rel, "alt": alt, "missing": not img.is_file(),
             "pdf": None if pdf is None else Path(os.path.relpath(pdf, reports_dir)).as_posix()}
+
+
+def check_words(name: str) -> str:
+    """What a flagged check suspects, in words."""
+    for base, words in CHECK_WORDS.items():
+        if name == base or name.startswith(base + "_"):
+            return words
+    return name.replace("_", " ")
+
+
+def _check_rank(name: str) -> int:
+    bases = list(CHECK_WORDS)
+    return next((i for i, base in enumerate(bases) if name == base or name.startswith(base + "_")), len(bases))
+
+
+def _seeds_text(seeds: Iterable[int]) -> str:
+    seeds = sorted(set(seeds))
+    return ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(map(str, seeds))
+
+
+def flag_line(entry: Entry) -> dict:
+    """A flagged (or provisional) defense in one line: what failed, in words, with the attacks and seeds it
+    failed on, and the attack to run next; every flagged check with its detail for behind a click."""
+    groups: dict[str, dict] = {}
+    for c in sorted(entry.flags, key=lambda c: (_check_rank(c.name), c.name)):
+        g = groups.setdefault(check_words(c.name), {"names": [], "attacks": [], "seeds": []})
+        g["names"].append(c.name)
+        if c.attack:
+            g["attacks"].append(c.attack)
+        if c.numbers.get("seed") is not None:
+            g["seeds"].append(c.numbers["seed"])
+    failed = []
+    for words, g in groups.items():
+        where = sorted(set(g["attacks"]))
+        failed.append(words + (f" ({', '.join(where)})" if where else ""))
+    names = sorted({c.name for c in entry.flags}, key=lambda n: (_check_rank(n), n))
+    advice = [entry.commands[0] if is_suite_check(n) and entry.commands else next_attack(n) for n in names]
+    advice = list(dict.fromkeys(advice))
+    checks = [{"words": check_words(c.name), "name": c.name, "attack": c.attack or "", "seed": c.numbers.get("seed", ""),
+               "detail": c.detail} for c in sorted(entry.flags, key=lambda c: (_check_rank(c.name), c.name,
+                                                                                 str(c.attack), str(c.numbers.get("seed"))))]
+    return {"entry": entry, "failed": failed, "next": advice[0] if advice else "", "more_next": advice[1:], "checks": checks}
+
+
+def _count_text(values: list[int], labels: list[str], unit: str) -> str:
+    """"3 seeds", or "3 seeds (heat_blur: 1)" naming the rows with another count."""
+    if not values:
+        return ""
+    most = max(set(values), key=values.count)
+    text = f"{most} {unit}{'s' if most != 1 else ''}"
+    other = [f"{label}: {v}" for label, v in zip(labels, values) if v != most]
+    return text + (f" ({', '.join(other)})" if other else "")
+
+
+def legend(board: Board) -> dict:
+    """What the legend says once for a whole leaderboard: seeds, n, the attacks."""
+    entries = board.entries
+    return {"seeds": _count_text([len(e.seeds) for e in entries], [e.defense for e in entries], "seed"),
+            "n": _count_text([max(e.n) for e in entries], [e.defense for e in entries], "test image"),
+            "several": any(e.several for e in entries),
+            "attacks": sorted({a for e in entries for a in e.attacks}),
+            "same_attacks": len({tuple(e.attacks) for e in entries}) <= 1}
+
+
+def _compact_config(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str, sort_keys=True)
+    return text if len(text) <= 400 else text[:397] + "..."
 
 
 def _sections(results: Results, table: pd.DataFrame, figures: list[Path], reports_dir: Path,
               boards: list[Board] | None = None) -> list[Section]:
-    computed = {(b.protocol, b.phash): b for b in (boards if boards is not None else build_boards(results, HEADLINE_THREAT))}
+    boards = add_p_values(boards if boards is not None else build_boards(results, HEADLINE_THREAT))
+    computed = {(b.protocol, b.phash): b for b in boards}
     images = [f for f in figures if f.suffix.lower() in IMAGE_SUFFIXES]
     pdfs = {(f.parent, f.stem): f for f in figures if f.suffix.lower() == ".pdf"}
     groups: dict[tuple[str, str], list[ModelResults]] = {}
@@ -246,19 +347,25 @@ def _sections(results: Results, table: pd.DataFrame, figures: list[Path], report
             threats = part.loc[part["defense"] == label, "threat_model"].unique()
             wanted = {_stem(protocol, phash, t, label) for t in threats}
             details = [f for f in images if f.parent.name == "detail" and f.stem in wanted]
-            defenses.append(Defense(label, slug(stem, label), row_of.get(label),
+            config = _compact_config(ms[0].attack_records[0].defense.to_dict())
+            defenses.append(Defense(label, slug(stem, label), row_of.get(label), config,
                                     _eps_tables(part[part["defense"] == label]), _checks(ms), histories, notes,
-                                    [{"file": Path(os.path.relpath(f, reports_dir)).as_posix()} for f in details]))
+                                    [{"file": Path(os.path.relpath(f, reports_dir)).as_posix()} for f in details],
+                                    len(ms) > 1))
         first = models[0].attack_records[0]
         created = max(r.created for m in models for r in m.attack_records)
         description = first.protocol.config.get("description", "") if isinstance(first.protocol.config, dict) else ""
         sections.append(Section(protocol, phash, slug(protocol, phash), eps, trusted, provisional, flagged,
+                                [flag_line(r) for r in flagged], legend(board) if board is not None else {},
+                                board.grid if board is not None else [],
                                 None if baseline is None else baseline.defense, any(r.several for r in rows),
                                 sorted({a for r in rows for a in r.attacks}), figs, defenses, len(models), created[:10],
                                 str(description or ""), answer, outdated.get((protocol, phash), "")))
-    # what the shipped protocols measure today first, then older setups; in name order; of one
-    # name, the hash with the most defenses first
-    return sorted(sections, key=lambda s: (bool(s.outdated), s.protocol, -len(s.defenses), s.phash))
+    # the default protocol first (the page opens on it: what `bench run` measures), then the others; of each,
+    # what the shipped protocol measures today before older setups; in name order; of one name and
+    # setup, the hash with the most defenses first
+    return sorted(sections, key=lambda s: (s.protocol != DEFAULT_PROTOCOL, bool(s.outdated), s.protocol,
+                                           -len(s.defenses), s.phash))
 
 
 def _long_rows(table: pd.DataFrame) -> list[dict]:
@@ -270,8 +377,8 @@ def _long_rows(table: pd.DataFrame) -> list[dict]:
             "protocol": r.protocol, "hash": r.protocol_hash, "defense": r.defense, "attack": r.attack,
             "threat": r.threat_model, "eps": f"{r.eps:g}", "eps_sort": repr(float(r.eps)),
             "seeds": int(r.seeds), "n": int(r.n_examples),
-            "clean": mean_pm_text(r.clean_mean, r.clean_std, r.seeds), "clean_sort": repr(float(r.clean_mean)),
-            "robust": mean_pm_text(r.robust_mean, r.robust_std, r.seeds), "robust_sort": repr(float(r.robust_mean)),
+            "clean": clean_text(r), "clean_sort": repr(float(r.clean_mean)),
+            "robust": robust_text(r), "robust_sort": repr(float(r.robust_mean)),
             "top5": _pct(r.top5_mean), "top5_sort": "" if _num(r.top5_mean) is None else repr(float(r.top5_mean)),
             "mrr": _pct(r.mrr_mean), "mrr_sort": "" if _num(r.mrr_mean) is None else repr(float(r.mrr_mean)),
         })
@@ -282,23 +389,40 @@ def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=False, ensure_ascii=False, default=str)
 
 
-def _records(results: Results, results_dir: Path) -> list[dict]:
-    out = []
+def _records(results: Results, results_dir: Path, reports_dir: Path) -> list[dict]:
+    """Per protocol hash: its resolved configuration once, and one line per record, linked (the record files
+    hold everything else: the defense, attack, data set, model, environment, code version and timings)."""
+    groups: dict[tuple[str, str], dict] = {}
     for path, rec in results.attacks:
         try:
-            rel = path.relative_to(results_dir).as_posix()
+            rel = Path(path).relative_to(results_dir).as_posix()
         except ValueError:
             rel = str(path)
-        out.append({
-            "path": rel, "protocol": rec.protocol.name, "hash": rec.protocol.short_hash, "defense": rec.defense.label,
-            "seed": rec.seed, "attack": rec.attack.name, "threat": rec.attack.threat_model, "flags": rec.flags,
-            "created": rec.created,
-            "sections": [(title, _pretty(value)) for title, value in [
-                ("protocol (resolved config)", rec.protocol.to_dict()), ("defense", rec.defense.to_dict()),
-                ("attack", rec.attack.to_dict()), ("dataset", rec.dataset), ("model", rec.model),
-                ("environment", rec.environment), ("code version", rec.code), ("timings", rec.timings)]],
+        group = groups.setdefault((rec.protocol.name, rec.protocol.short_hash), {
+            "protocol": rec.protocol.name, "hash": rec.protocol.short_hash, "config": _pretty(rec.protocol.to_dict()),
+            "records": []})
+        env = rec.environment if isinstance(rec.environment, dict) else {}
+        libraries = env.get("libraries") if isinstance(env.get("libraries"), dict) else {}
+        code = rec.code if isinstance(rec.code, dict) else {}
+        seconds = rec.timings.get("attack_seconds") if isinstance(rec.timings, dict) else None
+        group["records"].append({
+            "path": rel, "href": Path(os.path.relpath(Path(path).resolve(), Path(reports_dir).resolve())).as_posix(),
+            "defense": rec.defense.label, "seed": rec.seed, "attack": rec.attack.name, "threat": rec.attack.threat_model,
+            "flags": rec.flags, "created": rec.created[:16].replace("T", " "),
+            "seconds": "" if seconds is None else f"{seconds:.0f}",
+            "where": " ".join(str(x) for x in (env.get("device"), libraries.get("torch") and f"torch {libraries['torch']}",
+                                                 code.get("git_commit") and f"code {str(code['git_commit'])[:8]}") if x),
         })
-    return out
+    return list(groups.values())
+
+
+def breakable(text: str) -> Markup:
+    """A name escaped, with line-break opportunities before "(" and "[" and after "_", so that a narrow
+    column wraps ``median_filter(baseline)`` between its words instead of growing."""
+    out = str(escape(text))
+    for mark, spot in (("(", "<wbr>("), ("[", "<wbr>["), ("_", "_<wbr>")):
+        out = out.replace(mark, spot)
+    return Markup(out)
 
 
 def _environment() -> Environment:
@@ -307,6 +431,11 @@ def _environment() -> Environment:
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["threat"] = _threat
     env.filters["next_attack"] = next_attack
+    env.filters["breakable"] = breakable
+    env.filters["points"] = points_text
+    env.filters["bracket"] = lambda pair, signed=False: bracket_text(pair[0], pair[1], signed)
+    env.filters["p_value"] = p_value_text
+    env.globals["STATUS_WORDS"] = STATUS_WORDS
     env.filters["randomized_caveat"] = randomized_caveat
     env.filters["pct"] = _pct
     env.filters["g"] = lambda v: "" if v is None else f"{v:g}"
@@ -325,7 +454,7 @@ def render(results: Results, results_dir: Path, reports_dir: Path, figures: Iter
     sections = _sections(results, table, figures, reports_dir, boards)
     return _environment().get_template(TEMPLATE).render(
         sections=sections, columns=COLUMNS, rows=_long_rows(table), n_flag_rows=int((table["flags"] != "").sum()),
-        records=_records(results, results_dir), results_dir=str(results_dir), n_records=len(results.attacks),
+        records=_records(results, results_dir, reports_dir), results_dir=str(results_dir), n_records=len(results.attacks),
         n_models=len(results.models), threat=HEADLINE_THREAT, confidence=round(100 * CONFIDENCE),
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         missing=[str(f) for f in figures if f.suffix.lower() in IMAGE_SUFFIXES and not f.exists()],

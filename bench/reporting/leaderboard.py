@@ -107,9 +107,36 @@ def run_next(flagged_checks: Iterable[str], record: Any | None = None) -> str:
 CONFIDENCE = 0.95
 
 
-def mean_pm_text(mean: float, std: float, seeds: int) -> str:
-    """"82.2" for one seed, "82.2 ± 0.6" (std over seeds) for several."""
-    return f"{100 * mean:.1f}" if seeds < 2 else f"{100 * mean:.1f} ± {100 * std:.1f}"
+MINUS = "\u2212"  # the minus sign of the HTML page's numbers
+
+
+def bracket_text(low: float | None, high: float | None, signed: bool = False) -> str:
+    """A 95 % interval in percent or points: "[80.7, 83.6]", signed "[−8.3, −5.8]"; "" without one."""
+    if low is None or high is None or (isinstance(low, float) and math.isnan(low)):
+        return ""
+    form = "+.1f" if signed else ".1f"
+    return f"[{100 * low:{form}}, {100 * high:{form}}]".replace("-", MINUS)
+
+
+def points_text(difference: float) -> str:
+    """A difference in points, written once with its sign: "+28.2", "−7.0"."""
+    return f"{100 * difference:+.1f}".replace("-", MINUS)
+
+
+def p_value_text(c: PairedComparison | None) -> str:
+    """"p < 0.001", "p = 0.042"; "" where there is no p-value."""
+    if c is None or c.p_value is None:
+        return ""
+    return "p < 0.001" if c.p_value < 0.001 else f"p = {c.p_value:.3f}"
+
+
+def difference_sentence(c: PairedComparison, reference: str, p: bool = True, minus: str = MINUS) -> str:
+    """A paired difference in words, its sign written once: "−7.0 points (95 % CI −8.3 to −5.8) vs baseline"
+    (``minus="-"`` for plain-text outputs)."""
+    inside = f"95 % CI {100 * c.low:+.1f} to {100 * c.high:+.1f}"
+    if p and p_value_text(c):
+        inside += ", " + p_value_text(c)
+    return f"{100 * c.difference:+.1f} points ({inside}) vs {reference}".replace("-", minus)
 
 
 def sample_std(values: list[float]) -> float:
@@ -130,14 +157,15 @@ def interval_text(mean: float, low: float | None, high: float | None, std: float
     return f"{100 * mean:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
 
 
-def difference_text(c: PairedComparison | None, p: bool = True) -> str:
-    """"+28.2 [+24.9, +31.5], p < 0.001" in points; "" without a comparison."""
+def difference_text(c: PairedComparison | None, p: bool = True, star: bool = True) -> str:
+    """"+28.2 [+24.9, +31.5], p < 0.001 *" in points; "" without a comparison. ``star``: mark a significant
+    difference with "*" (not for a side whose numbers are not to be trusted)."""
     if c is None:
         return ""
     text = f"{100 * c.difference:+.1f} [{100 * c.low:+.1f}, {100 * c.high:+.1f}]"
     if p:
-        text += f", {c.p_text()}"
-    return text + (" *" if c.significant else "")
+        text += f", {p_value_text(c) or c.p_text()}"
+    return text + (" *" if star and c.significant else "")
 
 
 @dataclass(frozen=True)
@@ -214,49 +242,51 @@ class Entry:
         return len(self.seeds) > 1
 
     def clean_text(self) -> str:
-        return mean_pm_text(self.clean_mean, sample_std(self.clean), len(self.seeds))
+        """"86.1 [85.2, 87.0]": the mean over seeds and its 95 % interval."""
+        if self.clean_cell is not None:
+            return self.clean_cell.text()
+        return interval_text(self.clean_mean, None, None, sample_std(self.clean), len(self.seeds))
+
+    def clean_ci_text(self) -> str:
+        return "" if self.clean_cell is None else bracket_text(self.clean_cell.low, self.clean_cell.high)
 
     def robust_text(self) -> str:
-        return mean_pm_text(self.robust_mean, sample_std(self.robust), len(self.seeds))
+        """"82.2 [80.7, 83.6]": the mean over seeds and its 95 % interval."""
+        return interval_text(self.robust_mean, self.ci[0], self.ci[1])
 
     def ci_text(self) -> str:
-        return f"{100 * self.ci[0]:.1f}–{100 * self.ci[1]:.1f}"
+        """The robust accuracy's 95 % interval: "[80.7, 83.6]"."""
+        return bracket_text(*self.ci)
 
     def delta_text(self) -> str:
         """Clean accuracy minus the reference's, paired over the same examples where both have them: "−9.1 [−11.2, −7.0]"."""
         c = self.clean_vs_baseline
         if c is not None:
-            return f"{100 * c.difference:+.1f} [{100 * c.low:+.1f}, {100 * c.high:+.1f}]".replace("-", "\u2212")
-        return "" if self.clean_delta is None else f"{100 * self.clean_delta:+.1f}".replace("-", "\u2212")
+            return f"{points_text(c.difference)} {bracket_text(c.low, c.high, signed=True)}"
+        return "" if self.clean_delta is None else points_text(self.clean_delta)
 
     def vs_text(self) -> str:
-        """Robust accuracy minus the reference's, paired over the same examples: "+28.2 [24.9, 31.5], p < 0.001"."""
+        """Robust accuracy minus the reference's, paired over the same examples: "+28.2 [+24.9, +31.5], p < 0.001"."""
         c = self.vs_baseline
         if c is None:
             return ""
-        text = f"{100 * c.difference:+.1f} [{100 * c.low:+.1f}, {100 * c.high:+.1f}], {c.p_text()}"
-        return text.replace("-", "\u2212")
+        p = p_value_text(c)
+        return f"{points_text(c.difference)} {bracket_text(c.low, c.high, signed=True)}" + (f", {p}" if p else "")
 
-    def vs_sentence(self) -> str:
-        """The paired comparison in words, for the answer box."""
-        c = self.vs_baseline
-        if c is None:
-            return ""
-        p = c.p_text() if c.p_value is None else "McNemar " + c.p_text()
-        text = (f"{100 * abs(c.difference):.1f} points {'more' if c.difference >= 0 else 'less'} robust than the baseline on the "
-                f"same images (95 % CI {100 * c.low:+.1f} to {100 * c.high:+.1f}, {p}")
-        return text.replace("-", "\u2212") + ("; significant)" if c.significant else "; not significant)")
+    def vs_sentence(self, reference: str = DEFAULT_REFERENCE) -> str:
+        """The robust accuracy's paired difference in words: "+80.5 points (95 % CI +78.8 to +82.2, p < 0.001) vs baseline"."""
+        return "" if self.vs_baseline is None else difference_sentence(self.vs_baseline, reference)
 
-    def cost_text(self) -> str:
-        """The clean accuracy against the reference's, in words: "9.1 points below"."""
+    def cost_text(self, reference: str = DEFAULT_REFERENCE) -> str:
+        """The clean accuracy against the reference's, in words: "−7.0 points (95 % CI −8.3 to −5.8) vs baseline"."""
         if self.clean_delta is None:
             return ""
         c = self.clean_vs_baseline
         # the paired difference (same seeds and images) where there is one, so that the figure
         # is the centre of its own interval and matches the tables' paired column
-        d = 100 * (self.clean_delta if c is None else c.difference)
-        ci = "" if c is None else f" (95 % CI {100 * c.low:+.1f} to {100 * c.high:+.1f})".replace("-", "\u2212")
-        return "as clean as" if abs(d) < 0.05 else f"{abs(d):.1f} points{ci} {'below' if d < 0 else 'above'}"
+        if c is None:
+            return f"{points_text(self.clean_delta)} points vs {reference}"
+        return difference_sentence(c, reference, p=False)
 
     def n_text(self) -> str:
         return str(self.n[0]) if len(set(self.n)) == 1 else " / ".join(map(str, self.n))

@@ -9,16 +9,19 @@ with its rows.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from bench.records.results import Results, load_results
-from bench.evaluation.intervals import PairedComparison, compare_outcome_strings, hierarchical_interval
+from bench.evaluation.intervals import (BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, PairedComparison, _multinomial,
+                                        compare_outcome_strings, hierarchical_interval)
 from bench.protocol import middle_eps
 from bench.records.schema import AttackRecord, flags
-from bench.reporting.leaderboard import FLAGGED, PROVISIONAL, Board, Entry, build_boards, difference_text, interval_text
+from bench.reporting.leaderboard import (FLAGGED, PROVISIONAL, RANKED, Board, Entry, build_boards, difference_sentence,
+                                         difference_text, interval_text, p_value_text)
 
 KEYS = ["protocol", "protocol_hash", "defense", "attack", "threat_model", "eps"]
 WORST = "worst case"
@@ -110,6 +113,63 @@ def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values(["protocol", "protocol_hash", "defense", "threat_model", "_worst", "attack", "eps"]).drop(columns="_worst").reset_index(drop=True)
 
 
+def _shared_pairs(a: dict[int, str], b: dict[int, str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per seed both sides have (with the same number of examples), their per-example outcomes: the pairs
+    ``compare_outcome_strings`` compares."""
+    def bits(text: str) -> np.ndarray:
+        return np.frombuffer(text.encode(), dtype=np.uint8) == ord("1")
+
+    return [(bits(a[s]), bits(b[s])) for s in sorted(set(a) & set(b)) if a[s] and len(a[s]) == len(b[s])]
+
+
+def bootstrap_differences(a: dict[int, str], b: dict[int, str], resamples: int = BOOTSTRAP_RESAMPLES,
+                          seed: int = BOOTSTRAP_SEED) -> np.ndarray | None:
+    """The paired two-level bootstrap's resampled mean differences of ``a`` minus ``b`` (over the seeds both have,
+    then the images): the very resamples whose percentiles are ``compare_outcome_strings``'s interval for several
+    seeds; None for fewer than two shared seeds (one seed: the exact McNemar test)."""
+    pairs = _shared_pairs(a, b)
+    if len(pairs) < 2:
+        return None
+    diffs = [x.astype(np.int8) - y.astype(np.int8) for x, y in pairs]
+    rng = np.random.default_rng(seed)
+    probs = np.array([[(d == 1).mean(), (d == -1).mean()] for d in diffs])
+    sizes = np.array([len(d) for d in diffs])
+    drawn = rng.integers(0, len(diffs), size=(resamples, len(diffs)))
+    up, down = _multinomial(rng, sizes[drawn], probs[drawn][..., 0], probs[drawn][..., 1])
+    return ((up - down) / sizes[drawn]).mean(axis=1)
+
+
+def seeds_p_value(a: dict[int, str], b: dict[int, str]) -> float | None:
+    """Two-sided p-value of ``a`` minus ``b`` over several seeds: twice the share of the paired bootstrap's resamples
+    (seeds, then images) on the far side of 0, so that p < 0.05 exactly where the 95 % interval excludes 0;
+    None for fewer than two shared seeds."""
+    averages = bootstrap_differences(a, b)
+    if averages is None:
+        return None
+    return float(min(1.0, 2 * min((averages <= 0).mean(), (averages >= 0).mean())))
+
+
+def with_p_value(c: PairedComparison | None, a: dict[int, str], b: dict[int, str]) -> PairedComparison | None:
+    """``c`` with a p-value: McNemar's for one seed (already there), the paired bootstrap's for several."""
+    if c is None or c.p_value is not None:
+        return c
+    p = seeds_p_value(a, b)
+    return c if p is None else dataclasses.replace(c, p_value=p)
+
+
+def add_p_values(boards: list[Board]) -> list[Board]:
+    """Every entry's paired differences to its board's reference with a p-value (in place; returns ``boards``)."""
+    for board in boards:
+        ref = board.reference
+        if ref is None:
+            continue
+        for e in board.entries:
+            if e is not ref:
+                e.vs_baseline = with_p_value(e.vs_baseline, e.bits, ref.bits)
+                e.clean_vs_baseline = with_p_value(e.clean_vs_baseline, e.clean_bits, ref.clean_bits)
+    return boards
+
+
 def robust_text(r) -> str:
     return interval_text(r.robust_mean, getattr(r, "robust_low", None), getattr(r, "robust_high", None), r.robust_std, r.seeds)
 
@@ -181,12 +241,14 @@ def seed_outcomes(frame: pd.DataFrame, phash: str, threat: str, defense: str, ep
 
 def compare_defenses(frame: pd.DataFrame, phash: str, threat: str, a: str, b: str, eps: float,
                      attack: str = WORST) -> tuple[PairedComparison | None, PairedComparison | None]:
-    """(robust, clean) accuracy of ``a`` minus ``b`` at ``eps``, paired over the same examples and seeds."""
-    robust = compare_outcome_strings(seed_outcomes(frame, phash, threat, a, eps, attack=attack),
-                                     seed_outcomes(frame, phash, threat, b, eps, attack=attack))
-    clean = compare_outcome_strings(seed_outcomes(frame, phash, threat, a, eps, "clean_bits", attack),
-                                    seed_outcomes(frame, phash, threat, b, eps, "clean_bits", attack))
-    return robust, clean
+    """(robust, clean) accuracy of ``a`` minus ``b`` at ``eps``, paired over the same examples and seeds, each with
+    its p-value (McNemar for one seed, the paired bootstrap's for several: :func:`with_p_value`)."""
+    out = []
+    for column in ("robust_bits", "clean_bits"):
+        left = seed_outcomes(frame, phash, threat, a, eps, column, attack)
+        right = seed_outcomes(frame, phash, threat, b, eps, column, attack)
+        out.append(with_p_value(compare_outcome_strings(left, right), left, right))
+    return out[0], out[1]
 
 
 def resolve_label(frame: pd.DataFrame, name: str) -> str:
@@ -207,14 +269,24 @@ def resolve_label(frame: pd.DataFrame, name: str) -> str:
     raise ConfigError(f"no records of defense {name!r} in these results; defenses with records: {', '.join(known) or 'none'}")
 
 
+WORST_SPELLINGS = {"worst_case", "worst-case", "worstcase", "worst"}
+
+
+def attack_name(name: str) -> str:
+    """``--attack`` as typed: ``worst_case`` (no quotes needed) is the worst case over the suite."""
+    return WORST if name.strip().lower() in WORST_SPELLINGS | {WORST} else name
+
+
 def comparison(frame: pd.DataFrame, a: str, b: str, threat: str = "linf", attack: str = WORST,
                results: Results | None = None) -> str:
     """Markdown: ``a`` against ``b`` per protocol hash they share and per eps of ``threat``, paired over
     the same images and seeds (``bench compare``); with ``results``, a side that is not ranked on the
-    leaderboard (flagged or provisional) is named above its table. Raises ``ConfigError`` naming what exists."""
+    leaderboard (flagged or provisional) is named above its table, and its robust differences carry no
+    significance mark. Raises ``ConfigError`` naming what exists."""
     from bench.errors import ConfigError
 
     a, b = resolve_label(frame, a), resolve_label(frame, b)
+    attack = attack_name(attack)
     boards = {b_.phash: b_ for b_ in build_boards(results, threat)} if results is not None else {}
     cells = frame[(frame["threat_model"] == threat) & (frame["attack"] == attack)]
     if not len(cells):
@@ -226,26 +298,38 @@ def comparison(frame: pd.DataFrame, a: str, b: str, threat: str = "linf", attack
             continue
         lines = [f"### {protocol} ({phash}), {threat}, {attack}: {a} minus {b}", ""]
         entries = {e.defense: e for e in boards[phash].entries} if phash in boards else {}
+        trusted = True
         for side in (a, b):
             e = entries.get(side)
             if e is not None and e.status == FLAGGED:
+                trusted = False
                 lines += [f"**{side} is flagged** ({', '.join(e.flag_names)}): a sanity check suspects the attacks failed on it, "
-                          "so its numbers may overstate its robustness and this difference is not to be trusted.", ""]
+                          "so its robust accuracy may be overstated and the robust differences below are not to be trusted "
+                          "(not marked significant, whatever their p). Run next: " + e.run_next + ".", ""]
             elif e is not None and e.status == PROVISIONAL:
+                trusted = False
                 lines += [f"**{side} is provisional**: its leaderboard suite is incomplete (missing {', '.join(e.missing)}), "
-                          f"so its worst case may overstate its robustness; complete it with `{'`; `'.join(e.commands)}`.", ""]
-        lines += ["| eps | seeds | n | robust Δ [95 %] | p | clean Δ [95 %] |", "|---|---|---|---|---|---|"]
+                          "so its worst case may overstate its robustness and the robust differences below are not marked "
+                          f"significant; complete it with `{'`; `'.join(e.commands)}`.", ""]
+        rows, clean_line = [], ""
         for eps in sorted(part["eps"].unique()):
             robust, clean = compare_defenses(frame, phash, threat, a, b, eps, attack)
             if robust is None:
                 continue
-            lines.append(f"| {eps:g} | {robust.seeds} | {robust.n} | {difference_text(robust, p=False)} | "
-                         f"{robust.p_text()} | {difference_text(clean, p=False)} |")
+            if clean is not None and not clean_line:  # the same images and models at every eps
+                clean_line = (f"Clean accuracy: {difference_sentence(clean, b, minus='-')}, over {clean.seeds} "
+                              f"seed{'s' if clean.seeds > 1 else ''} and {clean.n} images.")
+            rows.append(f"| {eps:g} | {robust.seeds} | {robust.n} | {difference_text(robust, p=False, star=trusted)} | "
+                        f"{p_value_text(robust).replace('p = ', '').replace('p < ', '< ') or '–'} |")
+        lines += ([clean_line, ""] if clean_line else []) + \
+            ["| eps | seeds | n | robust Δ [95 % CI] | p |", "|---|---|---|---|---|"] + rows
         parts.append("\n".join(lines) + "\n")
     if not parts:
         raise ConfigError(f"{a} and {b} share no protocol hash with {threat} {attack!r} records, so there is nothing paired to compare")
-    note = ("Differences in points, paired over the same test images: a paired bootstrap interval (over the seeds both "
-            "have, then the images, for several seeds) and for one seed the exact McNemar p-value; * significant at 5 %.\n")
+    note = ("Differences in points, paired over the same test images, with their 95 % confidence interval [low, high]: a paired "
+            "bootstrap (over the seeds both have, then the images, for several seeds). p: two-sided; the exact McNemar test "
+            "for one seed, for several the paired bootstrap's (twice the share of resamples on the far side of 0). "
+            "* significant at 5 %.\n")
     return note + "\n" + "\n".join(parts)
 
 
@@ -279,7 +363,7 @@ def headline(table: pd.DataFrame, frame: pd.DataFrame, threat: str = "linf", *, 
     eps, then the provisional ones (suite incomplete) with the command that completes them, then the flagged
     ones, unranked, with the checks that flagged them, why, and the attack to run next."""
     reasons = flag_reasons(results)
-    boards = {(b.protocol, b.phash): b for b in (boards if boards is not None else build_boards(results, threat))}
+    boards = {(b.protocol, b.phash): b for b in add_p_values(boards if boards is not None else build_boards(results, threat))}
     parts = []
     worst = table[(table["attack"] == WORST) & (table["threat_model"] == threat)]
     for (protocol, phash), part in worst.groupby(["protocol", "protocol_hash"], sort=True):
@@ -305,14 +389,16 @@ def headline(table: pd.DataFrame, frame: pd.DataFrame, threat: str = "linf", *, 
                 return out
             if e is board.reference:
                 return out + ["", ""]
-            return out + [difference_text(e.clean_vs_baseline, p=False), difference_text(e.vs_baseline)]
+            # no significance mark on the robust difference of a row whose numbers are not to be trusted
+            return out + [difference_text(e.clean_vs_baseline, p=False), difference_text(e.vs_baseline, star=e.status == RANKED)]
 
         vs_head = [f"clean Δ vs {base}", f"robust Δ vs {base} at eps {middle:g}"] if base else []
         head = ["rank", "defense", "clean %"] + [f"eps {e:g}" for e in grid] + vs_head
         if base:
             lines += [f"Δ vs {base}: accuracy minus {base}'s on the same test images, in points, with its paired 95 % "
-                      "bootstrap interval (over seeds, then images, where there are several seeds) and, for one seed, "
-                      f"the exact McNemar p-value; * where the difference is significant at 5 %.", ""]
+                      "bootstrap interval (over seeds, then images, where there are several seeds) and its two-sided "
+                      "p-value (the exact McNemar test for one seed; for several, the paired bootstrap's: twice the share "
+                      f"of resamples on the far side of 0); * where the difference is significant at 5 %.", ""]
         lines += [f"Ranked: the whole leaderboard suite ran and every sanity check passed; ordered by robust accuracy "
                   f"at eps {middle:g}.", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for e in board.ranked:

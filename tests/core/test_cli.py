@@ -119,11 +119,15 @@ REFERENCE = README.parent / "results" / "reference"
 def test_compare_pairs_two_defenses_on_the_same_images(capsys):
     assert main(["compare", "pixel_sim", "baseline", "--results", str(REFERENCE)]) == 0
     out = capsys.readouterr().out
-    assert "worst case: pixel_sim minus baseline" in out and "| eps | seeds | n | robust Δ [95 %] | p | clean Δ [95 %] |" in out
+    assert "worst case: pixel_sim minus baseline" in out and "| eps | seeds | n | robust Δ [95 % CI] | p |" in out
     rows = [line for line in out.splitlines() if re.match(r"\| 0\.\d+ \| \d \| \d+ \|", line)]
     assert rows and all(re.search(r"[+-]\d+\.\d \[[+-]\d+\.\d, [+-]\d+\.\d\]", r) for r in rows)
-    # one seed: McNemar's p; several: whether the bootstrap interval excludes 0
-    assert all(re.search(r"\| (p [<=] \S+|\d seeds, interval (ex|in)cludes 0) \|", r) for r in rows)
+    # the column headed p holds p-values: McNemar's for one seed, the paired bootstrap's for several
+    assert all(re.search(r"\| (< 0\.001|[01]\.\d{3}) \|$", r) for r in rows), rows
+    assert "interval excludes 0" not in out and "interval includes 0" not in out
+    # the clean difference once per protocol, its sign written once
+    assert re.search(r"^Clean accuracy: [+-]\d+\.\d points \(95 % CI [+-]\d+\.\d to [+-]\d+\.\d, p (<|=) [\d.]+\) vs baseline",
+                     out, flags=re.M)
     # only each protocol's newest version, by default: older versions ran other attacks
     sections = re.findall(r"^### (\w+) \((\w+)\)", out, flags=re.M)
     assert len({name for name, _ in sections}) == len(sections) and "Left out, as older versions" in out
@@ -137,6 +141,55 @@ def test_compare_pairs_two_defenses_on_the_same_images(capsys):
     assert "no records of defense 'pixel_sin'" in err and "defenses with records: " in err and "pixel_sim" in err
     assert main(["compare", "pixel_sim", "baseline", "--results", str(REFERENCE), "--threat", "l3"]) == 2
     assert "threat models with records: " in capsys.readouterr().err
+
+
+def test_compare_takes_the_names_users_run_and_says_when_a_side_is_not_trusted(capsys):
+    # the names `bench run --defense` takes, not only the reports' labels; worst_case without quotes;
+    # --threat-model as well as --threat
+    assert main(["compare", "neural_sim", "baseline", "--results", str(REFERENCE), "--attack", "worst_case",
+                 "--threat-model", "linf"]) == 0
+    out = capsys.readouterr().out
+    assert "worst case: neural_sim [simulated V1] minus baseline" in out and "is flagged" not in out
+    assert main(["compare", "gaussian_blur", "baseline", "--results", str(REFERENCE)]) == 0
+    assert "worst case: gaussian_blur(baseline) minus baseline" in capsys.readouterr().out
+    # a flagged side: said above its table, with what to run next, and no significance star on its robust differences
+    assert main(["compare", "random_noise", "baseline", "--results", str(REFERENCE)]) == 0
+    out = capsys.readouterr().out
+    section = out.split("### quick", 1)[1]
+    assert "**random_noise(baseline) is flagged** (monotone_in_eps)" in section and "Run next: " in section
+    rows = [line for line in section.splitlines() if re.match(r"\| 0\.\d+ \| \d \| \d+ \|", line)]
+    assert rows and not any(" * |" in r for r in rows) and any("| < 0.001 |" in r for r in rows)
+    # where both sides are trusted, a significant difference is starred
+    assert main(["compare", "adv_train", "baseline", "--results", str(REFERENCE)]) == 0
+    assert re.search(r"\| 0\.15 \| 3 \| 500 \| \+\d+\.\d \[[^]]+\] \* \| < 0\.001 \|", capsys.readouterr().out)
+
+
+def test_help_describes_run_and_eval_with_examples(capsys):
+    from bench.cli import parser
+
+    for command in ("run", "eval", "compare"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        out = capsys.readouterr().out
+        assert "examples:\n  # " in out or "examples:\n  bench " in out, out
+        assert f"  bench {command} " in out.split("examples:", 1)[1]
+        assert max(len(line) for line in out.split("options:", 1)[0].splitlines()[1:]) <= 80  # the description wraps
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    usage = capsys.readouterr().out.split("\n\n", 1)[0]
+    assert "usage: bench eval (--model FILE.py:FACTORY --weights FILE | --torchscript FILE)" in usage
+    assert "--name NAME [options]" in usage and max(len(line) for line in usage.splitlines()) <= 80
+    # a network is required: --model (with --weights) or --torchscript, not both
+    with pytest.raises(SystemExit):
+        parser().parse_args(["eval", "--name", "x"])
+    assert "one of the arguments --model --torchscript is required" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parser().parse_args(["eval", "--name", "x", "--model", "a.py:f", "--torchscript", "n.ts"])
+    capsys.readouterr()
+    # both spellings of the threat model, in eval and in compare
+    for flag in ("--threat", "--threat-model"):
+        assert parser().parse_args(["eval", "--name", "x", "--torchscript", "n.ts", flag, "l2"]).threat_model == "l2"
+        assert parser().parse_args(["compare", "a", "b", flag, "l2"]).threat == "l2"
 
 
 @pytest.mark.parametrize(
