@@ -293,6 +293,22 @@ def test_page_leads_with_the_leaderboard(report, results):
     assert page.count("resolved protocol configuration") == 1
 
 
+def test_a_provisional_defense_is_its_own_group_with_the_command_that_completes_it(tmp_path):
+    older = ROOT / "results" / "reference" / "quick-8e8acdc4f3c7"
+    for defense in ("baseline", "pixel_sim"):
+        shutil.copytree(older / defense / "seed0", tmp_path / "r" / older.name / defense / "seed0")
+    for name in ("apgd_t.json", "square.json", "summary.json"):
+        (tmp_path / "r" / older.name / "pixel_sim" / "seed0" / name).unlink()
+    page = write_html(tmp_path / "r", tmp_path / "reports", []).read_text()
+    dom = Dom(page)
+    board = f"leaderboard-{older.name}"
+    status = dict(zip(dom.column(board, "defense", text=True), (s.split()[-1] for s in dom.column(board, "status", text=True))))
+    assert status["pixel_sim"] == "provisional"  # (this older setup flags its baseline)
+    assert re.search(r'<tbody class="provisional-rows">\s*<tr class="group">.*?<tr data-index="\d+" class="provisional">', page, re.S)
+    why = re.search(rf'<ul class="why-list" id="provisional-why-{older.name}">(.*?)</ul>', page, re.S).group(1)
+    assert "missing apgd_t, square" in why and "<code>bench run --protocol quick --defense pixel_sim --seed 0</code>" in why
+
+
 def test_record_text_is_escaped(results, tmp_path):
     injected = _copy(tmp_path / "injected")
     for path in (injected / PROTO / "median_filter").rglob("*.json"):
