@@ -464,7 +464,7 @@ def render(results: Results, results_dir: Path, reports_dir: Path, figures: Iter
 def write_html(results_dir: Path, reports_dir: Path, figures: list[Path], results: Results | None = None,
                boards: list[Board] | None = None) -> Path:
     """Write ``reports_dir/index.html`` from the records under ``results_dir`` (``results``: those records, already
-    read by ``load_results``); the figures among ``figures`` of this page are inlined."""
+    read by ``load_results``); the figures among ``figures`` of this page are linked (they stay files beside it)."""
     results_dir, reports_dir = Path(results_dir), Path(reports_dir)
     results = results if results is not None else load_results(results_dir)
     page = render(results, results_dir, reports_dir, figures, boards)
