@@ -133,7 +133,8 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", parents=[common], help="aggregate result records into tables and figures")
     p.add_argument("--results", type=Path, default=Path("results"), help="folder of result records (default: ./results)")
     p.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default: ./reports)")
-    p.add_argument("--html", action="store_true", help="also write reports/index.html: a static page (no server, no network) that links the figures beside it")
+    p.add_argument("--html", action="store_true",
+                   help="also write reports/index.html: a static page (no server, no network) that links the figures beside it")
     p.add_argument("--all-versions", action="store_true",
                    help="also report records of older versions of a protocol (by default only each protocol's newest)")
     p.add_argument("--with-references", nargs="?", type=Path, const=Path("results/reference"), default=None, metavar="DIR",
