@@ -160,7 +160,7 @@ def evaluate_model(protocol: Protocol, target: Target, data: EvaluationSet, seed
             print(f"worst case over {len(summary.attacks)} attack(s), {threat}: "
                   + ", ".join(f"{eps}: {v.accuracy:.3f}" for eps, v in by_eps.items()))
         for c in summary.cross_attack_checks:
-            print(f"check {c.name}: {c.status} ({c.detail})")
+            print(f"checks across this model's attacks, {c.name}: {c.status} ({c.detail})")
     return ModelEvaluation(records, summary, paths, tuple(new))
 
 

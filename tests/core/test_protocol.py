@@ -162,3 +162,30 @@ def test_convergence_rerun_runs_at_its_eps_and_refuses_eps_off_the_grid():
     moved = load_protocol("quick", ["threat_models.linf.eps=[0.0, 0.1, 0.3]"])
     with pytest.raises(ConfigError, match=r"convergence.eps has 0.15, 0.2, not in the linf grid .*accepted: 0.1, 0.3"):
         check_protocol(moved)
+
+
+def test_the_convergence_rerun_walks_every_eps_afresh_whatever_the_protocols_curve(tmp_path):
+    """quick walks its grid from the largest eps down; its rerun is the independent check on a subset."""
+    import torch
+
+    from bench.engine import EngineOptions, EvaluationSet, Target
+    from bench.engine import evaluate_model
+    from bench.pipeline import make_attack, make_defense
+
+    proto = load_protocol("quick", ["leaderboard.convergence.n_examples=8", "attacks.pgd.steps=2",
+                                    "leaderboard.convergence.steps_factor=1"])
+    assert proto.evaluation.curve == "descending"
+    rerun = make_attack(proto, "pgd_convergence")
+    assert rerun.curve == "independent" and make_attack(proto, "pgd").curve is None
+    torch.manual_seed(0)
+    from bench.data.embedded import mnist_digits
+
+    digits = mnist_digits()
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)).eval()
+    x, y = digits.test_x[:8].float() / 255, digits.test_y[:8]
+    target = Target(make_defense(proto, "baseline"), net, {"weights_sha256": "0" * 64, "training": {"train_seconds": 0.0}})
+    data = EvaluationSet(x, y, digits, 10)
+    done = evaluate_model(proto, target, data, 0, [rerun], EngineOptions(torch.device("cpu")))
+    (record,) = done.records
+    assert record.metrics.curve == "independent"
+    assert {"monotone_in_eps", "eps_zero_matches_clean"} <= {c.name for c in record.checks}
