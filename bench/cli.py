@@ -135,6 +135,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default: ./reports)")
     p.add_argument("--html", action="store_true",
                    help="also write reports/index.html: a static page (no server, no network) that links the figures beside it")
+    p.add_argument("--pdf", action="store_true", help="also write each figure as a PDF beside its PNG")
     p.add_argument("--all-versions", action="store_true",
                    help="also report records of older versions of a protocol (by default only each protocol's newest)")
     p.add_argument("--with-references", nargs="?", type=Path, const=Path("results/reference"), default=None, metavar="DIR",
@@ -280,7 +281,7 @@ def cmd_report(args) -> None:
     from bench.reporting import write_report
 
     for path in write_report(args.results, args.out, html=args.html, all_versions=args.all_versions,
-                             references=args.with_references):
+                             references=args.with_references, pdf=args.pdf):
         print(f"wrote {path}")
 
 

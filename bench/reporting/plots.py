@@ -75,7 +75,8 @@ def _mark(part_or_flags: pd.DataFrame | str) -> str:
     return "" if status == RANKED else f" ({status})"
 
 
-def _save(fig, out_dir: Path, stem: str, pdf: bool = True) -> list[Path]:
+def _save(fig, out_dir: Path, stem: str, pdf: bool = False) -> list[Path]:
+    """``stem``.png, and ``stem``.pdf when asked for (``bench report --pdf``): a report regenerated often ships one format."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{stem}.png"] + ([out_dir / f"{stem}.pdf"] if pdf else [])
     for path in paths:
@@ -161,7 +162,7 @@ def _protocol_text(protocol: str, phash: str) -> str:
     return f"{protocol} ({phash})"
 
 
-def accuracy_vs_eps(table: pd.DataFrame, out_dir: Path) -> list[Path]:
+def accuracy_vs_eps(table: pd.DataFrame, out_dir: Path, pdf: bool = False) -> list[Path]:
     """One figure per (protocol, threat model): each defense's worst case over its attacks against eps."""
     written = []
     with plt.rc_context(STYLE):
@@ -185,7 +186,7 @@ def accuracy_vs_eps(table: pd.DataFrame, out_dir: Path) -> list[Path]:
                 _curve(ax, line, grid, defense_color(defense), defense_marker(defense), defense + _mark(line), _flagged(line))
             _axes(ax, threat, grid)
             ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), title="defense (best first)", frameon=False)
-            written += _save(fig, out_dir, "accuracy_vs_eps_" + _stem(protocol, phash, threat))
+            written += _save(fig, out_dir, "accuracy_vs_eps_" + _stem(protocol, phash, threat), pdf)
     return written
 
 
@@ -425,7 +426,7 @@ def _draw_points(ax, xs, ys, errs, colors, markers, flagged, front, ms: float = 
 
 
 def tradeoff(table: pd.DataFrame, out_dir: Path, eps_by_threat: dict[tuple[str, str], float],
-             threat: str = "linf") -> list[Path]:
+             threat: str = "linf", pdf: bool = False) -> list[Path]:
     """One figure per protocol: clean vs worst-case robust accuracy per defense at the headline eps.
 
     Every defense is labelled by its point (no legend to decode). Where points crowd, the figure has
@@ -501,5 +502,5 @@ def tradeoff(table: pd.DataFrame, out_dir: Path, eps_by_threat: dict[tuple[str, 
                 _label_column(zoom, [xs[i] for i in inside], [ys[i] for i in inside], [names[i] for i in inside],
                               [colors[i] for i in inside], x_text)
                 zoom.set_xlim(box[0], zoom.get_xlim()[1])
-            written += _save(fig, out_dir, "tradeoff_" + _stem(protocol, phash))
+            written += _save(fig, out_dir, "tradeoff_" + _stem(protocol, phash), pdf)
     return written

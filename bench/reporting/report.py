@@ -20,7 +20,7 @@ __all__ = ["reference_eps", "write_report"]
 
 
 def write_report(results_dir: Path, reports_dir: Path, html: bool = False, all_versions: bool = False,
-                 references: Path | None = None) -> list[Path]:
+                 references: Path | None = None, pdf: bool = False) -> list[Path]:
     """Tables and figures of every record under ``results_dir``; of each protocol only its newest
     version unless ``all_versions`` (older versions ran other attacks or schedules). With
     ``references`` (a folder of shipped references), those too, labelled ``[reference]``, in the
@@ -62,8 +62,8 @@ def write_report(results_dir: Path, reports_dir: Path, html: bool = False, all_v
                                                                                           boards=boards))
     written.append(reports_dir / "leaderboard.csv")
     boards_frame(boards).to_csv(written[-1], index=False)
-    written += plots.accuracy_vs_eps(table, reports_dir)
-    written += plots.tradeoff(table, reports_dir, eps_ref)
+    written += plots.accuracy_vs_eps(table, reports_dir, pdf)
+    written += plots.tradeoff(table, reports_dir, eps_ref, pdf=pdf)
     written += plots.details(table, reports_dir)
     if html:
         written.append(write_html(results_dir, reports_dir, written, results, boards))

@@ -69,12 +69,13 @@ def test_one_figure_per_protocol_and_threat_model_same_colours(tmp_path, monkeyp
     drawn = []
     save = plots._save
 
-    def keep(fig, out_dir, stem, pdf=True):
+    def keep(fig, out_dir, stem, pdf=False):
         drawn.append((stem, _line_colors(fig.axes[0])))
         return save(fig, out_dir, stem, pdf)
 
     monkeypatch.setattr(plots, "_save", keep)
-    a = plots.accuracy_vs_eps(_table(["baseline", "adv_train", "quantize(baseline)"], threats=("linf",), seeds=3), tmp_path / "a")
+    a = plots.accuracy_vs_eps(_table(["baseline", "adv_train", "quantize(baseline)"], threats=("linf",), seeds=3), tmp_path / "a",
+                              pdf=True)
     b = plots.accuracy_vs_eps(_table(["adv_train", "pixel_sim"], threats=("linf", "l2")), tmp_path / "b")
     assert sorted(p.name for p in a) == ["accuracy_vs_eps_toy-0123456789ab_linf.pdf", "accuracy_vs_eps_toy-0123456789ab_linf.png"]
     assert sorted(p.name for p in b if p.suffix == ".png") == ["accuracy_vs_eps_toy-0123456789ab_l2.png",
@@ -115,6 +116,8 @@ def test_details_and_tradeoff(tmp_path):
     assert sorted(p.relative_to(tmp_path).as_posix() for p in details) == sorted(
         f"detail/toy-0123456789ab_{t}_{d}.png" for t in ("l2", "linf") for d in ("adv_train", "baseline", "quantize_baseline"))
     trade = plots.tradeoff(table, tmp_path, {("toy", "linf"): 0.03})
+    assert [p.name for p in trade] == ["tradeoff_toy-0123456789ab.png"]  # PNG only unless asked for
+    trade = plots.tradeoff(table, tmp_path, {("toy", "linf"): 0.03}, pdf=True)
     assert [p.name for p in trade] == ["tradeoff_toy-0123456789ab.png", "tradeoff_toy-0123456789ab.pdf"]
     assert abs(mpimg.imread(trade[0]).shape[1] - 1200) <= 50
 
@@ -256,6 +259,6 @@ def test_seed_counts_name_the_defenses_a_partial_sweep_left_short():
 
 def test_regenerated_pdfs_are_byte_identical(tmp_path):
     table = _table(["baseline", "adv_train"])
-    first = plots.tradeoff(table, tmp_path / "a", {("toy", "linf"): 0.03})[1].read_bytes()
-    second = plots.tradeoff(table, tmp_path / "b", {("toy", "linf"): 0.03})[1].read_bytes()
+    first = plots.tradeoff(table, tmp_path / "a", {("toy", "linf"): 0.03}, pdf=True)[1].read_bytes()
+    second = plots.tradeoff(table, tmp_path / "b", {("toy", "linf"): 0.03}, pdf=True)[1].read_bytes()
     assert first == second and b"CreationDate" not in first
