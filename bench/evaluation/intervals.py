@@ -131,7 +131,7 @@ def paired_over_seeds(pairs: list[tuple[np.ndarray, np.ndarray]], confidence: fl
     probs = np.array([[(d == 1).mean(), (d == -1).mean()] for d in diffs])
     sizes = np.array([len(d) for d in diffs])
     drawn = rng.integers(0, len(diffs), size=(resamples, len(diffs)))
-    counts = _multinomial(rng, sizes[drawn], probs[drawn][..., 0], probs[drawn][..., 1])
+    counts = multinomial_pair(rng, sizes[drawn], probs[drawn][..., 0], probs[drawn][..., 1])
     averages = ((counts[0] - counts[1]) / sizes[drawn]).mean(axis=1)
     tail = (1 - confidence) / 2
     low, high = np.quantile(averages, [tail, 1 - tail])
@@ -139,7 +139,7 @@ def paired_over_seeds(pairs: list[tuple[np.ndarray, np.ndarray]], confidence: fl
                             int(sum((d == 1).sum() for d in diffs)), int(sum((d == -1).sum() for d in diffs)), len(diffs))
 
 
-def _multinomial(rng: np.random.Generator, n: np.ndarray, p_up: np.ndarray, p_down: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def multinomial_pair(rng: np.random.Generator, n: np.ndarray, p_up: np.ndarray, p_down: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Counts of +1 and -1 among n draws over (+1, -1, 0), elementwise: binomial, then binomial of the rest."""
     up = rng.binomial(n, p_up)
     rest = n - up

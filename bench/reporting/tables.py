@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from bench.records.results import Results, load_results
-from bench.evaluation.intervals import (BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, PairedComparison, _multinomial,
+from bench.evaluation.intervals import (BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, PairedComparison, multinomial_pair,
                                         compare_outcome_strings, hierarchical_interval)
 from bench.protocol import middle_eps
 from bench.records.schema import AttackRecord, flags
@@ -135,7 +135,7 @@ def bootstrap_differences(a: dict[int, str], b: dict[int, str], resamples: int =
     probs = np.array([[(d == 1).mean(), (d == -1).mean()] for d in diffs])
     sizes = np.array([len(d) for d in diffs])
     drawn = rng.integers(0, len(diffs), size=(resamples, len(diffs)))
-    up, down = _multinomial(rng, sizes[drawn], probs[drawn][..., 0], probs[drawn][..., 1])
+    up, down = multinomial_pair(rng, sizes[drawn], probs[drawn][..., 0], probs[drawn][..., 1])
     return ((up - down) / sizes[drawn]).mean(axis=1)
 
 

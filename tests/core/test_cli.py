@@ -88,9 +88,12 @@ def test_report_writes_tables_and_figures(quick_run):
     assert main(["report", "--results", str(work / "results"), "--out", str(work / "reports")]) == 0
     rec = json.loads(next((work / "results").rglob("pgd.json")).read_text())
     proto = f"quick-{rec['protocol']['hash'][:12]}"
-    for name in ("summary.md", "summary.csv", f"accuracy_vs_eps_{proto}_linf.png", f"accuracy_vs_eps_{proto}_linf.pdf",
-                 f"tradeoff_{proto}.png", f"tradeoff_{proto}.pdf", f"detail/{proto}_linf_baseline.png"):
+    for name in ("summary.md", "summary.csv", f"accuracy_vs_eps_{proto}_linf.png", f"tradeoff_{proto}.png",
+                 f"detail/{proto}_linf_baseline.png"):
         assert (work / "reports" / name).stat().st_size > 0
+    assert not list((work / "reports").glob("*.pdf"))  # one format unless --pdf
+    assert main(["report", "--results", str(work / "results"), "--out", str(work / "pdf"), "--pdf"]) == 0
+    assert (work / "pdf" / f"tradeoff_{proto}.pdf").stat().st_size > 0
     # one accuracy-vs-eps figure per (protocol, threat model), about 1200 px wide
     figures = {p.name for p in (work / "reports").glob("accuracy_vs_eps_*.png")}
     table = pd.read_csv(work / "reports" / "summary.csv", dtype={"protocol_hash": str})

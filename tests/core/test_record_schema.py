@@ -261,8 +261,8 @@ def test_a_report_parses_every_record_once(results, tmp_path, monkeypatch):
         return load(path)
 
     monkeypatch.setattr(store, "_load_json", counted)
-    monkeypatch.setattr(report.plots, "accuracy_vs_eps", lambda table, out: [])
-    monkeypatch.setattr(report.plots, "tradeoff", lambda table, out, eps: [])
+    monkeypatch.setattr(report.plots, "accuracy_vs_eps", lambda table, out, pdf=False: [])
+    monkeypatch.setattr(report.plots, "tradeoff", lambda table, out, eps, pdf=False: [])
     monkeypatch.setattr(report.plots, "details", lambda table, out: [])
     written = report.write_report(results, tmp_path / "reports", html=True)
     assert written[-1].name == "index.html"
