@@ -72,7 +72,7 @@ class PairedComparison:
     difference: float
     low: float
     high: float
-    p_value: float | None  # None over several seeds: significance is then the interval excluding 0
+    p_value: float | None  # McNemar for one seed, the paired bootstrap's for several
     n: int  # examples per seed (the smallest seed's, where they differ)
     only_a: int  # examples A gets right and B wrong (summed over seeds)
     only_b: int
@@ -114,7 +114,9 @@ def paired_over_seeds(pairs: list[tuple[np.ndarray, np.ndarray]], confidence: fl
     examples in the same order within a seed). One seed: :func:`paired_comparison`. Several: the mean
     of the per-seed differences; each resample draws as many seeds as there are, with replacement,
     then each drawn seed's examples with replacement, A and B together, and averages the drawn
-    seeds' differences; the interval is the percentile interval of those averages."""
+    seeds' differences; the interval is the percentile interval of those averages, and the two-sided
+    p-value twice the share of them on the far side of 0 (so p < 0.05 exactly where the 95 % interval
+    excludes 0; one seed keeps McNemar's exact test)."""
     if not pairs:
         raise ValueError("need outcomes of at least one seed that both sides have")
     if len(pairs) == 1:
@@ -135,7 +137,8 @@ def paired_over_seeds(pairs: list[tuple[np.ndarray, np.ndarray]], confidence: fl
     averages = ((counts[0] - counts[1]) / sizes[drawn]).mean(axis=1)
     tail = (1 - confidence) / 2
     low, high = np.quantile(averages, [tail, 1 - tail])
-    return PairedComparison(float(np.mean([d.mean() for d in diffs])), float(low), float(high), None, int(sizes.min()),
+    p = float(min(1.0, 2 * min((averages <= 0).mean(), (averages >= 0).mean())))
+    return PairedComparison(float(np.mean([d.mean() for d in diffs])), float(low), float(high), p, int(sizes.min()),
                             int(sum((d == 1).sum() for d in diffs)), int(sum((d == -1).sum() for d in diffs)), len(diffs))
 
 

@@ -46,7 +46,7 @@ from bench.records.schema import Check
 from bench.reporting.leaderboard import (CONFIDENCE, FLAGGED, PROVISIONAL, RANKED, Board, Entry, bracket_text, build_boards,
                                          is_suite_check, p_value_text, points_text, slug)
 from bench.reporting.plots import _stem
-from bench.reporting.tables import WORST, add_p_values, clean_text, randomized_caveat, records_frame, robust_text, summary_table
+from bench.reporting.tables import WORST, clean_text, randomized_caveat, records_frame, robust_text, summary_table
 
 INDEX_NAME = "index.html"
 TEMPLATE = "report.html.j2"
@@ -302,7 +302,7 @@ def _compact_config(value: Any) -> str:
 
 def _sections(results: Results, table: pd.DataFrame, figures: list[Path], reports_dir: Path,
               boards: list[Board] | None = None) -> list[Section]:
-    boards = add_p_values(boards if boards is not None else build_boards(results, HEADLINE_THREAT))
+    boards = boards if boards is not None else build_boards(results, HEADLINE_THREAT)
     computed = {(b.protocol, b.phash): b for b in boards}
     images = [f for f in figures if f.suffix.lower() in IMAGE_SUFFIXES]
     pdfs = {(f.parent, f.stem): f for f in figures if f.suffix.lower() == ".pdf"}

@@ -9,15 +9,13 @@ with its rows.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from bench.records.results import Results, load_results
-from bench.evaluation.intervals import (BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, PairedComparison, multinomial_pair,
-                                        compare_outcome_strings, hierarchical_interval)
+from bench.evaluation.intervals import PairedComparison, compare_outcome_strings, hierarchical_interval
 from bench.protocol import middle_eps
 from bench.records.schema import AttackRecord, flags
 from bench.reporting.leaderboard import (FLAGGED, PROVISIONAL, RANKED, Board, Entry, build_boards, difference_sentence,
@@ -113,63 +111,6 @@ def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values(["protocol", "protocol_hash", "defense", "threat_model", "_worst", "attack", "eps"]).drop(columns="_worst").reset_index(drop=True)
 
 
-def _shared_pairs(a: dict[int, str], b: dict[int, str]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per seed both sides have (with the same number of examples), their per-example outcomes: the pairs
-    ``compare_outcome_strings`` compares."""
-    def bits(text: str) -> np.ndarray:
-        return np.frombuffer(text.encode(), dtype=np.uint8) == ord("1")
-
-    return [(bits(a[s]), bits(b[s])) for s in sorted(set(a) & set(b)) if a[s] and len(a[s]) == len(b[s])]
-
-
-def bootstrap_differences(a: dict[int, str], b: dict[int, str], resamples: int = BOOTSTRAP_RESAMPLES,
-                          seed: int = BOOTSTRAP_SEED) -> np.ndarray | None:
-    """The paired two-level bootstrap's resampled mean differences of ``a`` minus ``b`` (over the seeds both have,
-    then the images): the very resamples whose percentiles are ``compare_outcome_strings``'s interval for several
-    seeds; None for fewer than two shared seeds (one seed: the exact McNemar test)."""
-    pairs = _shared_pairs(a, b)
-    if len(pairs) < 2:
-        return None
-    diffs = [x.astype(np.int8) - y.astype(np.int8) for x, y in pairs]
-    rng = np.random.default_rng(seed)
-    probs = np.array([[(d == 1).mean(), (d == -1).mean()] for d in diffs])
-    sizes = np.array([len(d) for d in diffs])
-    drawn = rng.integers(0, len(diffs), size=(resamples, len(diffs)))
-    up, down = multinomial_pair(rng, sizes[drawn], probs[drawn][..., 0], probs[drawn][..., 1])
-    return ((up - down) / sizes[drawn]).mean(axis=1)
-
-
-def seeds_p_value(a: dict[int, str], b: dict[int, str]) -> float | None:
-    """Two-sided p-value of ``a`` minus ``b`` over several seeds: twice the share of the paired bootstrap's resamples
-    (seeds, then images) on the far side of 0, so that p < 0.05 exactly where the 95 % interval excludes 0;
-    None for fewer than two shared seeds."""
-    averages = bootstrap_differences(a, b)
-    if averages is None:
-        return None
-    return float(min(1.0, 2 * min((averages <= 0).mean(), (averages >= 0).mean())))
-
-
-def with_p_value(c: PairedComparison | None, a: dict[int, str], b: dict[int, str]) -> PairedComparison | None:
-    """``c`` with a p-value: McNemar's for one seed (already there), the paired bootstrap's for several."""
-    if c is None or c.p_value is not None:
-        return c
-    p = seeds_p_value(a, b)
-    return c if p is None else dataclasses.replace(c, p_value=p)
-
-
-def add_p_values(boards: list[Board]) -> list[Board]:
-    """Every entry's paired differences to its board's reference with a p-value (in place; returns ``boards``)."""
-    for board in boards:
-        ref = board.reference
-        if ref is None:
-            continue
-        for e in board.entries:
-            if e is not ref:
-                e.vs_baseline = with_p_value(e.vs_baseline, e.bits, ref.bits)
-                e.clean_vs_baseline = with_p_value(e.clean_vs_baseline, e.clean_bits, ref.clean_bits)
-    return boards
-
-
 def robust_text(r) -> str:
     return interval_text(r.robust_mean, getattr(r, "robust_low", None), getattr(r, "robust_high", None), r.robust_std, r.seeds)
 
@@ -242,12 +183,12 @@ def seed_outcomes(frame: pd.DataFrame, phash: str, threat: str, defense: str, ep
 def compare_defenses(frame: pd.DataFrame, phash: str, threat: str, a: str, b: str, eps: float,
                      attack: str = WORST) -> tuple[PairedComparison | None, PairedComparison | None]:
     """(robust, clean) accuracy of ``a`` minus ``b`` at ``eps``, paired over the same examples and seeds, each with
-    its p-value (McNemar for one seed, the paired bootstrap's for several: :func:`with_p_value`)."""
+    its p-value (McNemar for one seed, the paired bootstrap's for several: ``paired_over_seeds``)."""
     out = []
     for column in ("robust_bits", "clean_bits"):
         left = seed_outcomes(frame, phash, threat, a, eps, column, attack)
         right = seed_outcomes(frame, phash, threat, b, eps, column, attack)
-        out.append(with_p_value(compare_outcome_strings(left, right), left, right))
+        out.append(compare_outcome_strings(left, right))
     return out[0], out[1]
 
 
@@ -363,7 +304,7 @@ def headline(table: pd.DataFrame, frame: pd.DataFrame, threat: str = "linf", *, 
     eps, then the provisional ones (suite incomplete) with the command that completes them, then the flagged
     ones, unranked, with the checks that flagged them, why, and the attack to run next."""
     reasons = flag_reasons(results)
-    boards = {(b.protocol, b.phash): b for b in add_p_values(boards if boards is not None else build_boards(results, threat))}
+    boards = {(b.protocol, b.phash): b for b in (boards if boards is not None else build_boards(results, threat))}
     parts = []
     worst = table[(table["attack"] == WORST) & (table["threat_model"] == threat)]
     for (protocol, phash), part in worst.groupby(["protocol", "protocol_hash"], sort=True):
