@@ -2,8 +2,9 @@
 that does not depend on the machine or its load, beside the wall time and the robust accuracy.
 
 Runs, on the first ``--n`` test images of a trained model (reloaded or trained as ``bench run``
-does) at one ``--eps``, the protocol's PGD and the same PGD with version 7's runs (two APGD-CE
-runs, then APGD-T's 9 targets in logit order), and prints one JSON line each.
+does) at one ``--eps``, the protocol's PGD (quick: two APGD-CE runs, then APGD-T's 9 targets in
+logit order) and the same PGD with the targets proposed for the next version (4, in MALT's
+order), and prints one JSON line each.
 
     python benchmarks/pgd_cost.py --n 100 --eps 0.05
 """
@@ -24,7 +25,7 @@ from bench.defenses.base import attack_view
 from bench.pipeline import Settings, load_data, make_attack, make_defense, obtain_model
 from bench.protocol import load_protocol
 
-VERSION_7 = {"restarts": 2, "targets": 9, "target_order": "logits"}
+PROPOSED = {"targets": 4, "target_order": "malt"}
 
 
 def main() -> None:
@@ -45,7 +46,7 @@ def main() -> None:
     x = to_float(data.dataset.test_x[: args.n], device)
     y = data.dataset.test_y[: args.n].to(device)
     current = make_attack(protocol, "pgd")
-    previous = type(current)("pgd", "linf", {**current.params, **VERSION_7})
+    proposed = type(current)("pgd", "linf", {**current.params, **PROPOSED})
     counted = {"images": 0}
     original = gradient.input_gradient
 
@@ -54,7 +55,7 @@ def main() -> None:
         return original(model, x_adv, *rest, **kw)
 
     with mock.patch.object(gradient, "input_gradient", counting):
-        for name, attack in (("protocol", current), ("version 7 runs", previous)):
+        for name, attack in (("protocol", current), ("proposed targets", proposed)):
             counted["images"] = 0
             t0 = time.perf_counter()
             x_adv = attack.perturb(model, x, y, args.eps, torch.Generator(device=device).manual_seed(args.seed))

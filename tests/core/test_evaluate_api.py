@@ -71,8 +71,7 @@ def test_api_and_cli_evaluate_an_unseen_network_with_identical_records(user_mode
     assert result.robust_accuracy[0.2] <= min(result.per_attack["pgd"][0.2], result.per_attack["fgsm"][0.2]) + 1e-9
     low, high = result.interval(0.1)
     assert low <= result.robust_accuracy[0.1] <= high and 0 < high - low < 0.3
-    # the grid is walked from the largest eps down (quick's curve): no per-eps checks without the convergence rerun
-    assert {c["name"] for c in result.checks} >= {"gradients_informative", "unbounded_attack_succeeds"}
+    assert {c["name"] for c in result.checks} >= {"gradients_informative", "unbounded_attack_succeeds", "eps_zero_matches_clean"}
     api_paths = result.to_record(tmp_path / "api")
     (pgd,) = [rec for _, rec in iter_records(tmp_path / "api") if rec.attack.name == "pgd"]
     assert pgd.model["was_in_train_mode"] is True and pgd.model["evaluated_in_eval_mode"] is True

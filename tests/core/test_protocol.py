@@ -125,7 +125,7 @@ def test_gradient_clipping_is_optional_and_checked(tmp_path):
 
 def test_the_typed_view_reads_the_file_and_the_hash_reads_the_dict_as_written():
     p = load_protocol("quick")
-    assert p.training.schedule == "cosine" and p.training.epochs == 8 and p.evaluation.curve == "descending"
+    assert p.training.schedule == "cosine" and p.training.epochs == 8 and p.evaluation.curve == "independent"
     assert p.eps_grid("linf")[0] == 0.0 and p.seeds == (0,) and p.model.options["width"] == 32
     assert p.config["defenses"]["neural_sim"]["recordings"] is None  # None stays None in what is hashed
     with pytest.raises(TypeError):
@@ -165,14 +165,14 @@ def test_convergence_rerun_runs_at_its_eps_and_refuses_eps_off_the_grid():
 
 
 def test_the_convergence_rerun_walks_every_eps_afresh_whatever_the_protocols_curve(tmp_path):
-    """quick walks its grid from the largest eps down; its rerun is the independent check on a subset."""
+    """Walking the grid from the largest eps down, the rerun is still the independent check on a subset."""
     import torch
 
     from bench.engine import EngineOptions, EvaluationSet, Target
     from bench.engine import evaluate_model
     from bench.pipeline import make_attack, make_defense
 
-    proto = load_protocol("quick", ["leaderboard.convergence.n_examples=8", "attacks.pgd.steps=2",
+    proto = load_protocol("quick", ["evaluation.curve=descending", "leaderboard.convergence.n_examples=8", "attacks.pgd.steps=2",
                                     "leaderboard.convergence.steps_factor=1"])
     assert proto.evaluation.curve == "descending"
     rerun = make_attack(proto, "pgd_convergence")
