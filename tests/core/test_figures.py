@@ -53,7 +53,7 @@ def test_brama2020_runs_what_is_missing_and_draws(tmp_path, capsys, monkeypatch)
 REFERENCE = Path(__file__).resolve().parents[2] / "results" / "reference"
 
 
-def test_figures_are_drawn_from_an_older_versions_records_over_its_seeds_without_running(tmp_path, capsys):
+def test_figures_are_drawn_from_the_version_with_the_most_seeds_without_running(tmp_path, capsys):
     """The shipped references hold quick version 7's PGD records of 3 seeds: brama2020 is drawn from them, nothing runs."""
     source = REFERENCE / "quick-5fd98ff3e061"
     results = tmp_path / "r"
@@ -68,7 +68,7 @@ def test_figures_are_drawn_from_an_older_versions_records_over_its_seeds_without
     assert "0 run(s) missing" in out and "rank_metrics: from the records of quick version 7 (5fd98ff3e061), 3 seed(s) (0, 1, 2)" in out
     assert main(args) == 0
     captions = (tmp_path / "fig" / "brama2020" / "CAPTIONS.md").read_text()
-    assert "protocol quick version 7 (5fd98ff3e061) (an earlier version than the protocol's current one), 3 seeds (0, 1, 2)" in captions
+    assert "protocol quick version 7 (5fd98ff3e061)" in captions and "3 seeds (0, 1, 2)" in captions
     assert (tmp_path / "fig" / "brama2020" / "rank_metrics.png").stat().st_size > 10_000
     assert sorted(p.name for p in results.iterdir()) == [source.name]  # nothing ran: no other version written
 
