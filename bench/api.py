@@ -38,7 +38,7 @@ from bench.errors import BenchError, ConfigError, first_line
 from bench.evaluation.intervals import accuracy_interval
 from bench.models.digest import weights_digest
 from bench.pipeline import check_protocol, make_attack
-from bench.protocol import Protocol, check_seed, load_protocol, parse
+from bench.protocol import DEFAULT_PROTOCOL, Protocol, check_seed, load_protocol, parse
 from bench.records import AttackRecord, ModelSummary, lock, record_path, write_record
 from bench.records.build import update_model_summary
 from bench.records.store import REFERENCE_FOLDER, SUMMARY_NAME, folder_name, safe_name
@@ -240,7 +240,7 @@ def evaluate(
     attacks: Sequence[str] | None = None,
     *,
     name: str = "user_model",
-    protocol: str | Protocol = "quick",
+    protocol: str | Protocol = DEFAULT_PROTOCOL,
     seed: int = 0,
     n: int | None = None,
     batch_size: int | None = None,

@@ -12,9 +12,9 @@ import warnings
 from pathlib import Path
 
 from bench.errors import BenchError
+from bench.protocol import DEFAULT_PROTOCOL
 
 LIST_KINDS = ("defenses", "attacks", "datasets", "models", "protocols")
-DEFAULT_PROTOCOL = "quick"  # what run and eval use without --protocol (the HTML report opens on it: bench.reporting.html)
 
 
 def _common() -> argparse.ArgumentParser:

@@ -36,6 +36,7 @@ import yaml
 import bench.validate as validate
 from bench.errors import ConfigError, UnknownNameError
 
+DEFAULT_PROTOCOL = "quick"  # what run, eval and bench.evaluate use without a protocol; the report page opens on it
 REQUIRED_SECTIONS = ("name", "version", "description", "dataset", "model", "training", "evaluation", "threat_models", "attacks", "seeds")
 OPTIONAL_SECTIONS = ("defenses", "leaderboard")
 TRAINING_KEYS = ("epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "schedule", "augment", "grad_clip")

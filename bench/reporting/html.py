@@ -42,6 +42,7 @@ from markupsafe import Markup, escape
 
 from bench.evaluation.checks import next_attack
 from bench.records.results import ModelResults, Results, load_results, outdated_protocols
+from bench.protocol import DEFAULT_PROTOCOL
 from bench.records.schema import Check
 from bench.reporting.leaderboard import (CONFIDENCE, FLAGGED, PROVISIONAL, RANKED, Board, Entry, bracket_text, build_boards,
                                          is_suite_check, p_value_text, points_text, slug)
@@ -51,7 +52,6 @@ from bench.reporting.tables import WORST, clean_text, randomized_caveat, records
 INDEX_NAME = "index.html"
 TEMPLATE = "report.html.j2"
 HEADLINE_THREAT = "linf"
-DEFAULT_PROTOCOL = "quick"  # what `bench run` and `bench eval` use without --protocol (bench.cli.DEFAULT_PROTOCOL)
 IMAGE_SUFFIXES = {".png", ".svg", ".jpg", ".jpeg", ".gif", ".webp"}
 STATUS_WORDS = {RANKED: "trusted", PROVISIONAL: "provisional", FLAGGED: "flagged"}
 

@@ -79,8 +79,8 @@ def shipped(tmp_path_factory) -> Path:
 def test_the_shipped_references_page_is_small_and_opens_on_the_default_protocol(shipped):
     """Under 3 MB (it was 8.7 MB: every record's resolved configuration and the figures inlined); the
     default protocol's leaderboard first."""
-    from bench.cli import DEFAULT_PROTOCOL, parser
-    from bench.reporting.html import DEFAULT_PROTOCOL as OPENS_ON
+    from bench.cli import parser
+    from bench.protocol import DEFAULT_PROTOCOL
 
     assert shipped.stat().st_size < 3_000_000
     page = shipped.read_text()
@@ -89,7 +89,7 @@ def test_the_shipped_references_page_is_small_and_opens_on_the_default_protocol(
     assert sections and sections[0].startswith(f"leaderboard-{DEFAULT_PROTOCOL}-")
     nav = re.search(r"<nav>(.*?)</nav>", page, re.S).group(1)
     assert re.match(rf'<a href="#{DEFAULT_PROTOCOL}-', nav)
-    assert OPENS_ON == DEFAULT_PROTOCOL == parser().parse_args(["run"]).protocol
+    assert DEFAULT_PROTOCOL == parser().parse_args(["run"]).protocol
     assert "data:image" not in page and "±" not in page
 
 
