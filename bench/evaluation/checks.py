@@ -36,6 +36,31 @@ NEXT_ATTACK = {
 }
 
 
+# What each check suspects when it flags, in words (reports write one line per flagged defense from it),
+# in the order reports list them.
+CHECK_WORDS = {
+    "gradients_informative": "its input gradients are zero or non-finite",
+    "loss_increases_along_path": "gradient steps raise the loss no more than random steps",
+    "white_box_beats_black_box": "a black-box attack beats the gradient attacks",
+    "unbounded_attack_succeeds": "an unbounded attack does not break it",
+    "iterative_beats_single_step": "PGD leaves more accuracy than FGSM",
+    "attack_converged": "a longer attack run lowers the accuracy further",
+    "monotone_in_eps": "accuracy rises with eps",
+    "repeated_passes_agree": "two passes on the same image disagree",
+    "eps_zero_matches_clean": "accuracy at eps 0 differs from the clean accuracy",
+    "adversarial_examples_valid": "some adversarial examples were invalid",
+    "leaderboard_suite_complete": "part of the leaderboard suite has not run",
+}
+
+
+def check_words(name: str) -> str:
+    """What a flagged check suspects, in words (names with a threat-model suffix included)."""
+    for base, words in CHECK_WORDS.items():
+        if name == base or name.startswith(base + "_"):
+            return words
+    return name.replace("_", " ")
+
+
 def next_attack(check_name: str) -> str:
     """The attack to run next after ``check_name`` flags (names with a threat-model suffix included)."""
     for name, advice in NEXT_ATTACK.items():

@@ -40,7 +40,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from bench.errors import BenchError
 from markupsafe import Markup, escape
 
-from bench.evaluation.checks import next_attack
+from bench.evaluation.checks import CHECK_WORDS, check_words, next_attack
 from bench.records.results import ModelResults, Results, load_results, outdated_protocols
 from bench.protocol import DEFAULT_PROTOCOL
 from bench.records.schema import Check
@@ -57,19 +57,6 @@ STATUS_WORDS = {RANKED: "trusted", PROVISIONAL: "provisional", FLAGGED: "flagged
 
 # What a flagged check suspects, in words (docs/methods.md#8-sanity-checks), by check name without its
 # threat-model suffix; in the order of how much they say about the attack (the first one's advice leads)
-CHECK_WORDS = {
-    "gradients_informative": "its input gradients are zero or non-finite",
-    "loss_increases_along_path": "gradient steps raise the loss no more than random steps",
-    "white_box_beats_black_box": "a black-box attack beats the gradient attacks",
-    "unbounded_attack_succeeds": "an unbounded attack does not break it",
-    "iterative_beats_single_step": "PGD leaves more accuracy than FGSM",
-    "attack_converged": "a longer attack run lowers the accuracy further",
-    "monotone_in_eps": "accuracy rises with eps",
-    "repeated_passes_agree": "two passes on the same image disagree",
-    "eps_zero_matches_clean": "accuracy at eps 0 differs from the clean accuracy",
-    "adversarial_examples_valid": "some adversarial examples were invalid",
-    "leaderboard_suite_complete": "part of the leaderboard suite has not run",
-}
 THREAT_NAMES = {"linf": "L∞", "l2": "L2", "gaussian_noise": "Gaussian noise", "uniform_noise": "uniform noise",
                 "salt_pepper": "salt-and-pepper noise"}
 
@@ -231,14 +218,6 @@ def _figure(img: Path, reports_dir: Path, pdfs: dict) -> dict:
     pdf = pdfs.get((img.parent, img.stem))
     return {"src": rel, "file": rel, "alt": alt, "missing": not img.is_file(),
             "pdf": None if pdf is None else Path(os.path.relpath(pdf, reports_dir)).as_posix()}
-
-
-def check_words(name: str) -> str:
-    """What a flagged check suspects, in words."""
-    for base, words in CHECK_WORDS.items():
-        if name == base or name.startswith(base + "_"):
-            return words
-    return name.replace("_", " ")
 
 
 def _check_rank(name: str) -> int:
