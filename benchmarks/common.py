@@ -47,3 +47,20 @@ def timed(fn, repeats: int = 3) -> float:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
     return sorted(times)[len(times) // 2]
+
+
+def attacked_model_and_images(protocol_name: str, defense: str, seed: int, n: int, checkpoints):
+    """(protocol, the defense's attack view in eval mode, its first ``n`` test images float in [0, 1], labels, device):
+    the model trained, resumed or reloaded from ``checkpoints`` exactly as ``bench run`` does."""
+    from bench.data.base import to_float
+    from bench.defenses.base import attack_view
+    from bench.pipeline import Settings, load_data, make_defense, obtain_model
+    from bench.protocol import load_protocol
+
+    protocol = load_protocol(protocol_name)
+    data = load_data(protocol)
+    settings = Settings(checkpoint_dir=checkpoints, progress=False, precision="fp32")
+    device = settings.resolved_device()
+    ready = obtain_model(protocol, make_defense(protocol, defense), data, seed, settings)
+    x = to_float(data.dataset.test_x[:n], device)
+    return protocol, attack_view(ready.pipeline).eval(), x, data.dataset.test_y[:n].to(device), device

@@ -20,10 +20,8 @@ from unittest import mock
 import torch
 
 import bench.attacks.gradient as gradient
-from bench.data.base import to_float
-from bench.defenses.base import attack_view
-from bench.pipeline import Settings, load_data, make_attack, make_defense, obtain_model
-from bench.protocol import load_protocol
+from bench.pipeline import make_attack
+from common import attacked_model_and_images
 
 PROPOSED = {"targets": 4, "target_order": "malt"}
 
@@ -37,14 +35,7 @@ def main() -> None:
     ap.add_argument("--eps", type=float, default=0.05)
     ap.add_argument("--checkpoints", type=Path, default=Path("checkpoints"))
     args = ap.parse_args()
-    protocol = load_protocol(args.protocol)
-    data = load_data(protocol)
-    settings = Settings(checkpoint_dir=args.checkpoints, progress=False, precision="fp32")
-    device = settings.resolved_device()
-    ready = obtain_model(protocol, make_defense(protocol, args.defense), data, args.seed, settings)
-    model = attack_view(ready.pipeline).eval()
-    x = to_float(data.dataset.test_x[: args.n], device)
-    y = data.dataset.test_y[: args.n].to(device)
+    protocol, model, x, y, device = attacked_model_and_images(args.protocol, args.defense, args.seed, args.n, args.checkpoints)
     current = make_attack(protocol, "pgd")
     proposed = type(current)("pgd", "linf", {**current.params, **PROPOSED})
     counted = {"images": 0}

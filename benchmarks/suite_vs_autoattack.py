@@ -41,14 +41,10 @@ from bench.evaluation import evaluate_attack
 from bench.pipeline import Settings, load_data, make_attack, make_defense, obtain_model, obtain_surrogate
 from bench.protocol import load_protocol
 from bench.records.results import load_results
+from autoattack_gap import robust_bits
 
 # the settings proposed for quick's next version, as overrides of the shipped one
 FASTER = ["evaluation.curve=descending", "attacks.pgd.targets=4", "attacks.pgd.target_order=malt"]
-
-
-def robust_bits(outcome, grid: list[float]) -> dict[str, str]:
-    """Per eps, '1' where the example survived (worst case over this and every smaller eps)."""
-    return {f"{e:g}": "".join("1" if b else "0" for b in outcome.robust_correct[e].tolist()) for e in grid}
 
 
 def autoattack_bits(protocol, model, x, y, grid: list[float], seed: int, key: str, cache: dict, save) -> tuple[dict[str, str], float | None]:

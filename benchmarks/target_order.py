@@ -22,11 +22,8 @@ from unittest import mock
 import torch
 
 import bench.attacks.gradient as gradient
-from bench.data.base import to_float
-from bench.defenses.base import attack_view
-from bench.pipeline import Settings, load_data, make_defense, obtain_model
-from bench.protocol import load_protocol
 from bench.registry import ATTACKS
+from common import attacked_model_and_images
 
 
 def main() -> None:
@@ -38,14 +35,7 @@ def main() -> None:
     ap.add_argument("--eps", type=float, action="append", required=True)
     ap.add_argument("--checkpoints", type=Path, default=Path("checkpoints"))
     args = ap.parse_args()
-    protocol = load_protocol(args.protocol)
-    data = load_data(protocol)
-    settings = Settings(checkpoint_dir=args.checkpoints, progress=False, precision="fp32")
-    device = settings.resolved_device()
-    ready = obtain_model(protocol, make_defense(protocol, args.defense), data, args.seed, settings)
-    model = attack_view(ready.pipeline).eval()
-    x = to_float(data.dataset.test_x[: args.n], device)
-    y = data.dataset.test_y[: args.n].to(device)
+    protocol, model, x, y, device = attacked_model_and_images(args.protocol, args.defense, args.seed, args.n, args.checkpoints)
     threat = gradient.THREAT_MODELS["linf"]
     with torch.no_grad():
         ok = (model(x).argmax(1) == y).nonzero().flatten()

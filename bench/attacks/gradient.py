@@ -119,7 +119,7 @@ def target_classes(model: nn.Module, x: torch.Tensor, y: torch.Tensor, k: int, o
     with torch.no_grad():
         logits = model(x).float()
     k = min(k, logits.shape[1] - 1)
-    if order == "logits":
+    if order == "logits" or not len(x):
         return logits.scatter(1, y[:, None], float("-inf")).topk(k, dim=1).indices
     n = CPU_GRADIENT_CHUNK if x.device.type == "cpu" else len(x)
     parts = []

@@ -55,6 +55,7 @@ def test_malt_never_targets_the_true_class_and_handles_batches():
     assert order.shape == (150, 4)  # at most every wrong class
     assert not (order == y[:, None]).any()
     assert all(len(set(row)) == 4 for row in order.tolist())
+    assert target_classes(model, x[:0], y[:0], 3, "malt", Linf.dual_norm).shape == (0, 3)  # nothing left to attack
 
 
 def test_target_order_and_runs_are_validated():
